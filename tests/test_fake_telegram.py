@@ -195,7 +195,8 @@ async def test_start_command_reaches_the_handler_and_the_reply_is_recorded(fake)
     assert [(c.chat_id, c.text) for c in replies] == [(USER, "Hello <b>Aysel</b>"),
                                                      (GROUP, "Hello <b>Tester</b>")]
     assert replies[0].params["parse_mode"] == "HTML"
-    assert fake.messages(USER)[0]["text"] == "Hello Aysel"
+    assert [m["text"] for m in fake.messages(USER)] == ["/start", "Hello Aysel"]
+    assert [m["text"] for m in fake.bot_messages(USER)] == ["Hello Aysel"]
 
 
 async def test_text_without_a_command_does_not_reach_a_command_handler(fake):

@@ -649,9 +649,12 @@ class FakeTelegram:
         return self._messages.get((chat_id, message_id))
 
     def messages(self, chat_id: int) -> list[dict]:
+        """Every message still in the chat (users' and the bot's), oldest first, as it looks now."""
+        return [m for (c, _), m in sorted(self._messages.items()) if c == chat_id]
+
+    def bot_messages(self, chat_id: int) -> list[dict]:
         """The bot's messages still in the chat, oldest first, as they look now."""
-        return [m for (c, _), m in sorted(self._messages.items())
-                if c == chat_id and m.get("from", {}).get("id") == self.bot_id]
+        return [m for m in self.messages(chat_id) if m.get("from", {}).get("id") == self.bot_id]
 
     def my_commands(self, scope: dict | None = None, language_code: str = "") -> list[dict]:
         """What setMyCommands stored for that scope and language."""
@@ -762,6 +765,8 @@ class FakeTelegram:
         content: dict[str, Any] = {"photo": _photo_sizes(f"photo-{next(self._query_ids)}")}
         if caption is not None:
             content["caption"] = caption
+            if entities := command_entities(caption):  # marked, but PTB runs commands from text only
+                content["caption_entities"] = entities
         return self._inject("message", self._new_message(chat_id, sender, **content))
 
     def channel_post(self, chat_id: int, text: str, *, chat_title: str = "Test channel") -> int:
