@@ -1,0 +1,125 @@
+"""Build the python-telegram-bot Application and wire the handlers to it: no logic here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ChatMemberHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot.handlers import chat, fallback, membership, start, watch
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+# the menu Telegram shows next to the text field; admin commands are left out on purpose
+MENU = [
+    BotCommand("watch", "Get alerts for a country: /watch AZ tiktok"),
+    BotCommand("unwatch", "Stop alerts: /unwatch AZ tiktok or /unwatch all"),
+    BotCommand("watches", "What this chat watches, and how it stands"),
+    BotCommand("status", "Is it blocked now? /status AZ tiktok"),
+    BotCommand("language", "Language of messages: /language az"),
+    BotCommand("forgetme", "Delete everything the bot keeps about you"),
+    BotCommand("help", "What the bot does, with examples"),
+]
+
+
+class PerChatOrder(BaseUpdateProcessor):
+    """Updates of different chats run concurrently; those of one chat run in the order they came."""
+
+    def __init__(self, max_concurrent_updates: int = 256):
+        super().__init__(max_concurrent_updates)
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks[chat.id]
+        async with lock:
+            await coroutine
+        if not lock.locked() and not getattr(lock, "_waiters", None):
+            self._locks.pop(chat.id, None)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def add_handlers(application: Application) -> None:
+    new_messages = filters.UpdateType.MESSAGE  # edits are answered, not re-run
+    commands = {
+        ("start", "help"): start.help_command,
+        ("watch",): watch.watch,
+        ("unwatch",): watch.unwatch,
+        ("watches",): watch.watches,
+        ("status",): watch.status,
+        ("language",): chat.language,
+        ("forgetme",): chat.forget_me,
+    }
+    for names, callback in commands.items():
+        application.add_handler(CommandHandler(list(names), callback, filters=new_messages))
+    application.add_handler(ChatMemberHandler(membership.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    # the catch-alls last: in one group only the first handler that matches runs
+    application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, fallback.edited))
+    application.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POSTS, fallback.channel_post))
+    application.add_handler(MessageHandler(new_messages & filters.COMMAND, fallback.unknown_command))
+    application.add_handler(
+        MessageHandler(new_messages & filters.ChatType.PRIVATE & ~filters.COMMAND & ~filters.StatusUpdate.ALL, fallback.not_a_command)
+    )
+    application.add_error_handler(fallback.on_error)
+
+
+async def _post_init(application: Application) -> None:
+    await application.bot.set_my_commands(MENU)
+    services: Services = application.bot_data["services"]
+    application.bot_data["tasks"] = [asyncio.create_task(loop()) for loop in services.background]
+
+
+async def _post_stop(application: Application) -> None:
+    tasks = application.bot_data.pop("tasks", [])
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def build_application(
+    services: Services,
+    *,
+    token: str | None = None,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+) -> Application:
+    """The Application for `services`; `request` replaces HTTP (the console uses that)."""
+    settings = services.settings
+    builder = (
+        ApplicationBuilder()
+        .token(token or settings.require_token())
+        .base_url(f"{settings.telegram_api_url}/bot")
+        .base_file_url(f"{settings.telegram_api_url}/file/bot")
+        .concurrent_updates(PerChatOrder())
+        .post_init(_post_init)
+        .post_stop(_post_stop)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(updates_request or request)
+    application = builder.build()
+    application.bot_data["services"] = services
+    add_handlers(application)
+    return application

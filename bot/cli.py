@@ -1,0 +1,136 @@
+"""The command line: `blockwatch run | console | poll --once | backtest …` (also `python -m bot …`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from bot.config import ConfigError, Settings, load_settings, warn_about
+
+log = logging.getLogger("blockwatch")
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL at INFO, and those URLs contain the bot token
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def open_store(settings: Settings):
+    from storage.db import Store
+
+    try:
+        return Store.open_sync(settings.database_path)
+    except OSError as error:
+        raise ConfigError(f"DATABASE_PATH {str(settings.database_path)!r} cannot be opened: {error.strerror or error}") from None
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from telegram import Update
+
+    from bot.app import build_application
+    from bot.services import Services
+
+    settings.require_token()
+    warn_about(settings, log)
+    store = open_store(settings)
+    services = Services(settings, store)
+    for wire in _wiring():
+        wire(services)
+    application = build_application(services)
+    log.info("Blockwatch starting: Bot API %s, OONI %s, database %s", settings.telegram_api_url, settings.ooni_api_url, settings.database_path)
+    try:
+        application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False)
+    finally:
+        asyncio.run(store.close())
+    log.info("Blockwatch stopped")
+    return 0
+
+
+def _wiring():
+    """The background parts a running bot adds to its services (poller, sender), where installed."""
+    wires = []
+    for module_name in ("bot.poller", "bot.sender"):
+        try:
+            module = __import__(module_name, fromlist=["wire"])
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        wires.append(module.wire)
+    return wires
+
+
+def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.console import Console
+    from bot.services import Services
+
+    async def main() -> None:
+        store = open_store(settings)
+        extra_admin = {args.user_id} if args.admin else set()
+        console_settings = Settings(**{**settings.__dict__, "admin_ids": settings.admin_ids | extra_admin})
+        services = Services(console_settings, store)
+        try:
+            async with Console(services, user_id=args.user_id, language=args.language) as console:
+                await console.interact()
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import poller
+
+    return asyncio.run(poller.poll_once_command(settings, open_store(settings)))
+
+
+def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import backtest
+
+    return asyncio.run(backtest.backtest_command(settings, args))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="blockwatch", description="A Telegram bot that watches internet censorship (OONI).")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="start the bot (long polling) and the poller")
+    console = commands.add_parser("console", help="chat with the bot in this terminal, without a token")
+    console.add_argument("--user-id", type=int, default=10_000, help="the Telegram user id you pretend to be")
+    console.add_argument("--language", default="en", help="your Telegram language (en, az, ru)")
+    console.add_argument("--admin", action="store_true", help="be an admin for this session")
+    poll = commands.add_parser("poll", help="one poll cycle over every watched country/platform; prints the events")
+    poll.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
+    backtest = commands.add_parser("backtest", help="replay OONI history through the detector and print the events")
+    backtest.add_argument("--country", required=True, help="ISO code or name, e.g. AZ")
+    backtest.add_argument("--platform", action="append", required=True, help="a platform; repeat for more")
+    backtest.add_argument("--since", required=True, help="YYYY-MM-DD")
+    backtest.add_argument("--until", required=True, help="YYYY-MM-DD (exclusive)")
+    backtest.add_argument("--step", type=float, default=None, help="hours between simulated polls (default: POLL_INTERVAL)")
+    backtest.add_argument("--json", action="store_true", help="one JSON object per event and line")
+    return top
+
+
+COMMANDS = {"run": cmd_run, "console": cmd_console, "poll": cmd_poll, "backtest": cmd_backtest}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        setup_logging(settings.log_level)
+        return COMMANDS[args.command](settings, args)
+    except ConfigError as error:
+        print(f"blockwatch: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

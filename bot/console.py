@@ -1,0 +1,150 @@
+"""`blockwatch console`: chat with the bot in a terminal, as one user, through the real handlers
+and database — no Telegram token needed.
+
+The real python-telegram-bot Application runs unchanged; only its HTTP layer is swapped for
+`ConsoleRequest`, which answers the Bot API calls locally and prints what the bot sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import json
+import re
+import sys
+import time
+from typing import Any, TextIO
+
+from telegram import Update
+from telegram.request import BaseRequest, RequestData
+
+from bot.app import build_application
+from bot.services import Services
+
+CONSOLE_TOKEN = "1:console"
+BOT_USER = {"id": 1, "is_bot": True, "first_name": "Blockwatch", "username": "blockwatch_console_bot"}
+
+
+def html_to_terminal(text: str) -> str:
+    """Telegram HTML → plain text: links keep their address, tags go, entities are decoded."""
+    text = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} <{html.unescape(m.group(1))}>", text, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+class ConsoleRequest(BaseRequest):
+    """Answers Bot API methods in-process; sent messages are printed to `out`."""
+
+    def __init__(self, out: TextIO, chat: dict, user: dict):
+        self.out = out
+        self.chat = chat
+        self.user = user
+        self.message_ids = itertools.count(1000)
+        self.buttons: dict[str, tuple[int, str]] = {}  # "1" → (message_id, callback_data)
+
+    @property
+    def read_timeout(self) -> float | None:
+        return None
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    def _message(self, params: dict, message_id: int | None = None) -> dict:
+        return {
+            "message_id": message_id or next(self.message_ids),
+            "date": int(time.time()),
+            "chat": self.chat,
+            "from": BOT_USER,
+            "text": html_to_terminal(str(params.get("text", ""))),
+        }
+
+    def _show(self, text: str, markup: Any, message_id: int, edited: bool = False) -> None:
+        prefix = "bot (edited)> " if edited else "bot> "
+        lines = html_to_terminal(text).splitlines() or [""]
+        print(prefix + lines[0], *("     " + line for line in lines[1:]), sep="\n", file=self.out)
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        for row in (markup or {}).get("inline_keyboard", []):
+            for button in row:
+                key = str(len(self.buttons) + 1)
+                self.buttons[key] = (message_id, button.get("callback_data", ""))
+                print(f"     [{key}] {button.get('text')}   (type #{key} to press)", file=self.out)
+        self.out.flush()
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None, **_: Any) -> tuple[int, bytes]:
+        api_method = url.rsplit("/", 1)[-1]
+        params = request_data.parameters if request_data else {}
+        result: Any = True
+        if api_method == "getMe":
+            result = BOT_USER
+        elif api_method == "sendMessage":
+            result = self._message(params)
+            self._show(str(params.get("text", "")), params.get("reply_markup"), result["message_id"])
+        elif api_method == "editMessageText":
+            result = self._message(params, int(params.get("message_id", 0)) or None)
+            self._show(str(params.get("text", "")), params.get("reply_markup"), result["message_id"], edited=True)
+        elif api_method == "answerCallbackQuery" and params.get("text"):
+            print(f"bot (notice)> {params['text']}", file=self.out)
+        elif api_method == "getChatMember":
+            result = {"status": "creator", "user": self.user}
+        elif api_method == "getUpdates":
+            result = []
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+
+class Console:
+    """Turns typed lines into Telegram updates for the Application."""
+
+    def __init__(self, services: Services, out: TextIO = sys.stdout, user_id: int = 10_000, language: str = "en"):
+        self.user = {"id": user_id, "is_bot": False, "first_name": "You", "language_code": language}
+        self.chat = {"id": user_id, "type": "private", "first_name": "You"}
+        self.request = ConsoleRequest(out, self.chat, self.user)
+        self.application = build_application(services, token=CONSOLE_TOKEN, request=self.request)
+        self.update_ids = itertools.count(1)
+        self.out = out
+
+    def _update(self, line: str) -> dict:
+        update_id = next(self.update_ids)
+        if line.startswith("#") and line[1:] in self.request.buttons:
+            message_id, data = self.request.buttons[line[1:]]
+            return {
+                "update_id": update_id,
+                "callback_query": {
+                    "id": str(update_id),
+                    "from": self.user,
+                    "chat_instance": "console",
+                    "data": data,
+                    "message": {"message_id": message_id, "date": int(time.time()), "chat": self.chat, "from": BOT_USER, "text": ""},
+                },
+            }
+        message = {"message_id": next(self.request.message_ids), "date": int(time.time()), "chat": self.chat, "from": self.user, "text": line}
+        if line.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(line.split()[0])}]
+        return {"update_id": update_id, "message": message}
+
+    async def send(self, line: str) -> None:
+        """One line typed by the user, handled to the end."""
+        await self.application.process_update(Update.de_json(self._update(line), self.application.bot))
+
+    async def __aenter__(self) -> "Console":
+        await self.application.initialize()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.application.shutdown()
+
+    async def interact(self, lines: TextIO = sys.stdin) -> None:
+        print("Blockwatch console — you are chatting with the bot. Try /help; Ctrl-D to leave.", file=self.out)
+        loop = asyncio.get_running_loop()
+        while True:
+            if lines.isatty():
+                print("you> ", end="", file=self.out, flush=True)
+            line = await loop.run_in_executor(None, lines.readline)
+            if not line:
+                break
+            line = line.strip()
+            if line:
+                await self.send(line)

@@ -1,0 +1,47 @@
+"""Commands about the chat itself: /language and /forgetme."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.handlers.common import chat_row, may_change_chat, reply, reply_error, services
+from bot.parsing import BadInput, parse_language
+from bot.render import LANGUAGES
+from storage import subscriptions
+
+
+async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    try:
+        code = parse_language(context.args or [])
+    except BadInput as error:
+        await reply_error(update, context, error, "language")
+        return
+    if not await may_change_chat(update, context):
+        await reply(update, context, "errors", kind="group_admins_only", command="language")
+        return
+    chat = await chat_row(update, context)
+    await services(context).store.run(subscriptions.set_language, chat["id"], code)
+    await reply(update, context, "language", lang=code, name=LANGUAGES[code])
+
+
+async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Erase this chat's data (in a group only an admin may) and whatever the bot keeps about the sender."""
+    store = services(context).store
+    chat = update.effective_chat
+    lang = (await chat_row(update, context))["language"]
+    forget_chat = await may_change_chat(update, context)
+    removed_watches = await store.run(subscriptions.forget_chat, chat.id) if forget_chat else 0
+    forgotten_extra = 0
+    for forget in services(context).extras.get("forget_user", ()):  # e.g. crowd reports, by pseudonym
+        forgotten_extra += await forget(update.effective_user.id)
+    await reply(
+        update,
+        context,
+        "forgotten",
+        lang=lang,
+        chat_forgotten=forget_chat,
+        watches=removed_watches,
+        reports=forgotten_extra,
+        group=chat.type != "private",
+    )

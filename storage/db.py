@@ -1,0 +1,112 @@
+"""The one SQLite database: opening it, its schema migrations, and the one thread that touches it.
+
+Every storage module (subscriptions, states, events, ...) is a set of plain synchronous functions
+taking a `sqlite_utils.Database`; async code calls them through `Store.run`, which executes them
+on a single dedicated thread, because an sqlite3 connection is bound to the thread that made it.
+Each storage module owns its tables through its own `migrations` set, applied here in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+T = TypeVar("T")
+
+
+def migration_sets() -> list[sqlite_utils.Migrations]:
+    """Every module's migrations, in the order they must apply (later modules may refer to earlier)."""
+    from storage import subscriptions
+
+    sets = [subscriptions.migrations]
+    for name in ("states", "events", "outbox", "reports", "findings"):
+        try:
+            module = __import__(f"storage.{name}", fromlist=["migrations"])
+        except ModuleNotFoundError as error:
+            if error.name != f"storage.{name}":
+                raise
+            continue
+        sets.append(module.migrations)
+    return sets
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating folder and file) and migrate the database; WAL so readers never wait on the writer."""
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=True)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    for migrations in migration_sets():
+        migrations.apply(db)
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """BEGIN IMMEDIATE … COMMIT: takes the write lock up front, so it never fails half-way under another writer."""
+    conn = db.conn
+    if conn.in_transaction:  # nested: the outer transaction decides
+        yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Store:
+    """The database behind one worker thread; `await store.run(fn, *args)` calls fn(db, *args) there."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blockwatch-db")
+        self._db: sqlite_utils.Database | None = None
+
+    @classmethod
+    async def open(cls, path: str | Path) -> "Store":
+        store = cls(path)
+        await store._call(store._open)
+        return store
+
+    @classmethod
+    def open_sync(cls, path: str | Path) -> "Store":
+        """Open from code that has no running event loop yet (`blockwatch run` before polling starts)."""
+        store = cls(path)
+        store._executor.submit(store._open).result()
+        return store
+
+    def _open(self) -> None:
+        self._db = connect(self.path)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run fn(db, *args, **kwargs) on the database thread."""
+        return await self._call(lambda: fn(self._db, *args, **kwargs))
+
+    def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """The same, from code that is not in the event loop (benchmarks, the CLI before start)."""
+        return self._executor.submit(lambda: fn(self._db, *args, **kwargs)).result()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._call(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,167 @@
+"""Chats and what they watch: the `chats` and `watches` tables.
+
+A chat is stored only because the bot must send to it: its id, type, language and whether it is
+paused (the bot was blocked or removed). A watch is one (chat, country, platform) row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from storage.db import transaction
+
+migrations = sqlite_utils.Migrations("subscriptions")
+
+
+@migrations()
+def create_chats_and_watches(db: sqlite_utils.Database) -> None:
+    db["chats"].create(
+        {"id": int, "type": str, "language": str, "paused": int, "last_country": str, "created_at": str},
+        pk="id",
+        not_null={"type", "paused", "created_at"},
+        defaults={"paused": 0},
+    )
+    db["watches"].create(
+        {"chat_id": int, "country": str, "platform": str, "created_at": str},
+        pk=("chat_id", "country", "platform"),
+        foreign_keys=[("chat_id", "chats", "id")],
+    )
+    db["watches"].create_index(["country", "platform"])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def get_chat(db: sqlite_utils.Database, chat_id: int) -> dict | None:
+    rows = list(db.query("select * from chats where id = ?", [chat_id]))
+    return rows[0] if rows else None
+
+
+def ensure_chat(db: sqlite_utils.Database, chat_id: int, chat_type: str, language: str | None = None) -> dict:
+    """The chat's row, created on first contact with Telegram's language as its starting language."""
+    db.execute(
+        "insert into chats (id, type, language, paused, created_at) values (?, ?, ?, 0, ?) "
+        "on conflict(id) do nothing",
+        [chat_id, chat_type, language, _now()],
+    )
+    return get_chat(db, chat_id)
+
+
+def set_language(db: sqlite_utils.Database, chat_id: int, language: str) -> None:
+    db.execute("update chats set language = ? where id = ?", [language, chat_id])
+
+
+def set_last_country(db: sqlite_utils.Database, chat_id: int, country: str) -> None:
+    db.execute("update chats set last_country = ? where id = ?", [country, chat_id])
+
+
+def set_paused(db: sqlite_utils.Database, chat_id: int, paused: bool) -> bool:
+    """Pause or resume a chat's watches; True when the chat is known."""
+    cursor = db.execute("update chats set paused = ? where id = ?", [int(paused), chat_id])
+    return cursor.rowcount > 0
+
+
+def add_watches(db: sqlite_utils.Database, chat_id: int, country: str, platforms: Iterable[str]) -> list[str]:
+    """Subscribe the chat; returns the platforms that were not watched before."""
+    added = []
+    with transaction(db):
+        for platform in platforms:
+            cursor = db.execute(
+                "insert into watches (chat_id, country, platform, created_at) values (?, ?, ?, ?) "
+                "on conflict do nothing",
+                [chat_id, country, platform, _now()],
+            )
+            if cursor.rowcount:
+                added.append(platform)
+    return added
+
+
+def remove_watches(
+    db: sqlite_utils.Database, chat_id: int, country: str | None = None, platforms: Iterable[str] | None = None
+) -> list[tuple[str, str]]:
+    """Unsubscribe; no country = every watch, no platforms = every platform of that country."""
+    sql = "select country, platform from watches where chat_id = ?"
+    params: list = [chat_id]
+    if country is not None:
+        sql += " and country = ?"
+        params.append(country)
+    if platforms is not None:
+        platforms = list(platforms)
+        sql += f" and platform in ({', '.join('?' * len(platforms))})"
+        params.extend(platforms)
+    removed = [(row["country"], row["platform"]) for row in db.query(sql + " order by country, platform", params)]
+    with transaction(db):
+        for country_code, platform in removed:
+            db.execute(
+                "delete from watches where chat_id = ? and country = ? and platform = ?",
+                [chat_id, country_code, platform],
+            )
+    return removed
+
+
+def chat_watches(db: sqlite_utils.Database, chat_id: int) -> list[tuple[str, str]]:
+    return [
+        (row["country"], row["platform"])
+        for row in db.query("select country, platform from watches where chat_id = ? order by country, rowid", [chat_id])
+    ]
+
+
+def watchers(db: sqlite_utils.Database, country: str, platform: str | None = None) -> list[dict]:
+    """Chats (not paused) watching the country — and, when given, that platform."""
+    sql = (
+        "select distinct chats.* from watches join chats on chats.id = watches.chat_id "
+        "where chats.paused = 0 and watches.country = ?"
+    )
+    params: list = [country]
+    if platform is not None:
+        sql += " and watches.platform = ?"
+        params.append(platform)
+    return list(db.query(sql + " order by chats.id", params))
+
+
+def watched_pairs(db: sqlite_utils.Database) -> dict[str, set[str]]:
+    """What the poller must look at: country → platforms watched by at least one active chat."""
+    pairs: dict[str, set[str]] = defaultdict(set)
+    for row in db.query(
+        "select distinct watches.country, watches.platform from watches "
+        "join chats on chats.id = watches.chat_id where chats.paused = 0"
+    ):
+        pairs[row["country"]].add(row["platform"])
+    return dict(pairs)
+
+
+def move_chat(db: sqlite_utils.Database, old_id: int, new_id: int) -> None:
+    """A group became a supergroup: its watches follow it to the new id."""
+    with transaction(db):
+        old = get_chat(db, old_id)
+        if old is None:
+            return
+        db.execute(
+            "insert into chats (id, type, language, paused, last_country, created_at) values (?, 'supergroup', ?, 0, ?, ?) "
+            "on conflict(id) do nothing",
+            [new_id, old["language"], old["last_country"], old["created_at"]],
+        )
+        db.execute(
+            "insert or ignore into watches (chat_id, country, platform, created_at) "
+            "select ?, country, platform, created_at from watches where chat_id = ?",
+            [new_id, old_id],
+        )
+        db.execute("delete from watches where chat_id = ?", [old_id])
+        db.execute("delete from chats where id = ?", [old_id])
+
+
+def forget_chat(db: sqlite_utils.Database, chat_id: int) -> int:
+    """Delete the chat and its watches; returns how many watches went with it."""
+    with transaction(db):
+        count = db.execute("delete from watches where chat_id = ?", [chat_id]).rowcount
+        db.execute("delete from chats where id = ?", [chat_id])
+    return count
+
+
+def count_chats(db: sqlite_utils.Database) -> int:
+    return db.execute("select count(*) from chats").fetchone()[0]

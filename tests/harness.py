@@ -1,0 +1,64 @@
+"""Running the real bot against the fake Bot API in a test: `async with running_bot(fake, path) as bot`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from telegram import Update
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.config import Settings
+from bot.services import Services
+from storage.db import Store
+from tests.fakes.telegram import Call, FakeTelegram
+
+
+@dataclass
+class BotUnderTest:
+    fake: FakeTelegram
+    app: Application
+    services: Services
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    async def say(self, text: str, chat_id: int = 100, user_id: int | None = None, **kwargs) -> Call:
+        """Send `text` as a user and return the bot's next message to that chat."""
+        before = len(self.fake.sent(chat_id))
+        self.fake.send_text(chat_id, user_id if user_id is not None else chat_id, text, **kwargs)
+        return (await self.fake.wait_sent(chat_id, count=before + 1))[-1]
+
+
+def settings_for(fake: FakeTelegram, database: Path, **overrides) -> Settings:
+    return replace(
+        Settings(telegram_bot_token=fake.token, telegram_api_url=fake.url, database_path=database),
+        **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_bot(fake: FakeTelegram, database: Path, wire=(), **overrides) -> AsyncIterator[BotUnderTest]:
+    """The Application polling the fake, as `blockwatch run` does, until the block ends."""
+    settings = settings_for(fake, database, **overrides)
+    store = await Store.open(settings.database_path)
+    services = Services(settings, store)
+    for add in wire:
+        add(services)
+    app = build_application(services)
+    await app.initialize()
+    await app.post_init(app)
+    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
+    await app.start()
+    try:
+        yield BotUnderTest(fake, app, services)
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await app.post_stop(app)
+        await app.shutdown()
+        await store.close()

@@ -1,0 +1,58 @@
+"""Settings: defaults, .env loading, and one clear line for every bad value."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+def test_defaults_follow_the_contract():
+    settings = load_settings({}, env_file=None)
+    assert settings.telegram_api_url == "https://api.telegram.org"
+    assert settings.ooni_api_url == "https://api.ooni.io"
+    assert settings.database_path == Path("data/blockwatch.db")
+    assert settings.admin_ids == frozenset()
+    assert (settings.poll_interval, settings.send_rate) == (900, 30)
+    assert (settings.signal_min_reporters, settings.signal_window, settings.report_retention_days) == (5, 7200, 30)
+    assert settings.log_level == "INFO"
+
+
+def test_env_file_is_read_and_real_environment_wins(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("POLL_INTERVAL=60\nADMIN_IDS=1, 2\nTELEGRAM_API_URL=http://127.0.0.1:9/\n")
+    settings = load_settings({"POLL_INTERVAL": "5"}, env_file=env)
+    assert settings.poll_interval == 5
+    assert settings.admin_ids == {1, 2}
+    assert settings.telegram_api_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("POLL_INTERVAL", "soon"),
+        ("POLL_INTERVAL", "0"),
+        ("SEND_RATE", "-1"),
+        ("ADMIN_IDS", "12,abc"),
+        ("SIGNAL_MIN_REPORTERS", "1"),
+        ("REPORT_RETENTION_DAYS", "2.5"),
+        ("TELEGRAM_API_URL", "telegram"),
+        ("LOG_LEVEL", "LOUD"),
+        ("TELEGRAM_BOT_TOKEN", "not a token"),
+    ],
+)
+def test_a_bad_value_names_its_variable(name, value):
+    with pytest.raises(ConfigError) as error:
+        load_settings({name: value}, env_file=None)
+    assert str(error.value).startswith(name)
+    assert "\n" not in str(error.value)
+
+
+def test_run_without_a_token_says_so_in_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_PATH": str(tmp_path / "db.sqlite")}
+    done = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "TELEGRAM_BOT_TOKEN" in done.stderr and "Traceback" not in done.stderr

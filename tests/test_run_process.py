@@ -1,0 +1,58 @@
+"""`blockwatch run` as a real process against the fake Bot API: talk to it, SIGTERM it, restart it."""
+
+import asyncio
+import os
+import signal
+import sys
+
+from tests.fakes.telegram import FakeTelegram
+
+
+async def start_bot(fake: FakeTelegram, database, cwd):
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_"))},
+        "TELEGRAM_BOT_TOKEN": fake.token,
+        "TELEGRAM_API_URL": fake.url,
+        "OONI_API_URL": "http://127.0.0.1:9",  # nothing listens: polls fail quietly, never crash
+        "DATABASE_PATH": str(database),
+        "POLL_INTERVAL": "3600",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def say(fake, text, chat_id=42):
+    before = len(fake.sent(chat_id))
+    fake.send_text(chat_id, chat_id, text)
+    return (await fake.wait_sent(chat_id, count=before + 1, timeout=20))[-1]
+
+
+async def stop(process) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=20)
+    return process.returncode, output.decode()
+
+
+async def test_run_stop_restart_keeps_watches(tmp_path):
+    database = tmp_path / "state" / "blockwatch.db"
+    async with FakeTelegram() as fake:
+        process = await start_bot(fake, database, tmp_path)
+        try:
+            reply = await say(fake, "/watch AZ tiktok")
+            assert "Watching Azerbaijan (AZ): TikTok" in reply.text
+        finally:
+            code, output = await stop(process)
+        assert code == 0, output
+        assert "Traceback" not in output
+        assert fake.token.split(":")[1] not in output  # the token never reaches the log
+        assert database.exists()
+
+        process = await start_bot(fake, database, tmp_path)
+        try:
+            listed = await say(fake, "/watches")
+            assert "TikTok" in listed.text and "Azerbaijan (AZ)" in listed.text
+        finally:
+            code, output = await stop(process)
+        assert code == 0, output
