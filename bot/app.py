@@ -121,5 +121,6 @@ def build_application(
         builder = builder.request(request).get_updates_request(updates_request or request)
     application = builder.build()
     application.bot_data["services"] = services
+    services.extras["application"] = application  # the sender sends through this Application's bot
     add_handlers(application)
     return application

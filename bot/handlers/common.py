@@ -81,3 +81,17 @@ async def refuse_unless_admin(update: Update, context: ContextTypes.DEFAULT_TYPE
         return False
     await reply(update, context, "errors", kind="group_admins_only", command=command)
     return True
+
+
+def is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    user = update.effective_user
+    return user is not None and user.id in services(context).settings.admin_ids
+
+
+async def refuse_unless_bot_admin(update: Update, context: ContextTypes.DEFAULT_TYPE, command: str) -> bool:
+    """True (and a plain refusal sent, and logged) when the sender is not in ADMIN_IDS."""
+    if is_admin(update, context):
+        return False
+    log.warning("refused /%s from a non-admin in chat %s", command, update.effective_chat.id)
+    await reply(update, context, "errors", kind="admins_only", command=command)
+    return True
