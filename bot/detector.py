@@ -1,0 +1,676 @@
+"""Deciding from measurement counts when a platform becomes blocked or unblocked in a country.
+
+Pure: `detect(state, observations, now)` takes the stored state of one (country, platform), the
+observations a source just returned for it and the current time, and returns the new state and
+the events to announce. No I/O and no clock, so the live poller and the backtest run the same code
+and tests drive it with any history.
+
+Per network (ASN) the state is ok, blocked or unknown (too little data to say). A network becomes
+blocked when, in the recent window, most valid measurements show signs of blocking — with at least
+a minimum number of valid measurements and of anomalies, so thin data cannot decide. It is cleared
+only after a sustained period of mostly OK valid data (hysteresis), never by a gap in the data.
+Events are per (country, platform) and list every blocked network: `blocked` when the first network
+is blocked, `changed` when the set changes while something stays blocked, `unblocked` when the last
+one clears.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
+
+from bot.observations import METHODS, Observation
+
+OK = "ok"
+BLOCKED = "blocked"
+UNKNOWN = "unknown"
+
+EXPLORER_MEASUREMENT = "https://explorer.ooni.org/m/"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The detector's tuning. The defaults are fitted to thin data (Azerbaijan has a handful of probes).
+
+    Background: in the real 2024-01-01 fastpath rows 92 of 885 valid measurements (10.4%) are
+    anomalous or confirmed, almost all one-offs; OONI's older EWMA detector (blocked above 0.10,
+    cleared below 0.05) assumed far denser data than one country's few probes give.
+    """
+
+    # A day of data: a few probe runs per network, yet short enough to catch a one-day block.
+    window: timedelta = timedelta(hours=24)
+    # Fewer valid measurements than this never decide: "a day with two measurements" is not evidence;
+    # one probe run of TikTok's 25 AZ endpoints is.
+    min_valid: int = 5
+    # Anomalous + confirmed measurements needed: a stray anomaly or a pair of them is background noise.
+    min_anomalies: int = 3
+    # Blocked when at least half of the valid measurements are anomalous: 5x the background rate, and
+    # what TLS interference on AS29049 gave in 2022 (most measurements of the blocked endpoints).
+    block_ratio: float = 0.5
+    # The anomaly rate of a network that is not blocked: 10.4% in the real 2024-01-01 rows.
+    background: float = 0.10
+    # ...and how unlikely the anomalies must be under that background (binomial tail). Each poll
+    # tests every network and several recent stretches: 1e-5 keeps chance clusters out over 10,000
+    # networks polled hourly, and still lets 5 of 5, 7 of 8 or 10 of 12 anomalous decide.
+    significance: float = 1e-5
+    # Cleared only below twice the background rate, so ratios hovering near 0.5 never flap.
+    clear_ratio: float = 0.2
+    # More valid data is needed to say "it works again" than to raise the alarm: a wrong unblock
+    # would tell journalists a block is over while it goes on.
+    clear_min_valid: int = 8
+    # OK must hold over two days: covers night-time lapses and a day off of an exam-hours block.
+    clear_after: timedelta = timedelta(hours=48)
+    # Once a block has been seen to come and go, it must stay off over a weekend (Fri evening to Mon).
+    clear_after_intermittent: timedelta = timedelta(hours=72)
+    # A bucket with this many anomalies, mostly anomalous, inside the clearing window means "not over".
+    burst_anomalies: int = 2
+    # An OK stretch between anomalous buckets marks a block intermittent only with this much data...
+    intermittent_min_ok: int = 3
+    # ...spanning at least this long: the service came back for a while, not for one lucky probe.
+    intermittent_min_gap: timedelta = timedelta(hours=3)
+    # Evidence links kept per blocked network (an alert lists a few, not hundreds).
+    evidence_per_network: int = 3
+
+    @property
+    def retention(self) -> timedelta:
+        """How far back a blocked network's buckets are kept (the longest window that reads them)."""
+        return max(self.window, self.clear_after, self.clear_after_intermittent)
+
+    def __post_init__(self) -> None:
+        # the bar for each sample size, computed once (not a field: equality and hash ignore it)
+        object.__setattr__(self, "_needed", _needed_table(self))
+
+    def needed(self, valid: int) -> int:
+        """Anomalies (+ confirmed) out of `valid` that make a block; more than `valid` means "never"."""
+        table = self._needed
+        if valid < len(table):
+            return table[valid]
+        return max(self.min_anomalies, math.ceil(self.block_ratio * valid))
+
+
+def _needed_table(th: Thresholds, size: int = 128) -> tuple[int, ...]:
+    """For each number of valid measurements, the fewest anomalies that pass every bar of `th`."""
+    table = []
+    for valid in range(size):
+        if valid < th.min_valid:
+            table.append(valid + 1)  # unreachable: too little data ever decides
+            continue
+        signs = max(th.min_anomalies, math.ceil(th.block_ratio * valid))
+        while signs <= valid and _tail(valid, signs, th.background) > th.significance * (1 + 1e-9):
+            signs += 1
+        table.append(signs)
+    return tuple(table)
+
+
+def _tail(n: int, k: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): how likely k anomalies of n are from background alone."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+DEFAULT = Thresholds()
+
+
+class Bucket(NamedTuple):
+    """One observation's counts, as the detector keeps them (a NamedTuple: thousands per state)."""
+
+    start: datetime
+    end: datetime
+    valid: int
+    signs: int  # anomalous + confirmed
+    confirmed: int
+    method: str | None
+    evidence: tuple[str, ...]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SECOND = timedelta(seconds=1)
+
+
+def _bucket_row(b: Bucket) -> list:
+    # Unix seconds rather than ISO text: thousands of buckets per state, stored every poll
+    row = [(b.start - _EPOCH) // _SECOND, (b.end - b.start) // _SECOND, b.valid, b.signs]
+    if b.confirmed or b.method or b.evidence:
+        row += [b.confirmed, b.method, list(b.evidence)]
+    return row
+
+
+def _bucket_from_row(row: list) -> Bucket:
+    start = _EPOCH + timedelta(seconds=row[0])
+    end = start + timedelta(seconds=row[1])
+    if len(row) > 4:
+        return Bucket(start, end, row[2], row[3], row[4], row[5], tuple(row[6]))
+    return Bucket(start, end, row[2], row[3], 0, None, ())
+
+
+@dataclass
+class NetworkState:
+    """What the detector knows about one network (ASN) of a country for one platform."""
+
+    asn: int
+    status: str = UNKNOWN  # "ok" | "blocked" | "unknown"
+    since: datetime | None = None  # blocked: start of the first anomalous bucket; else when the status began
+    buckets: dict[datetime, Bucket] = field(default_factory=dict)  # by start, ascending, pruned
+    evidence: tuple[str, ...] = ()  # measurement uids of the current (or last) block, newest first
+    method: str | None = None
+    methods: dict[str, int] = field(default_factory=dict)  # anomalies per method behind `method`
+    anomalies: int = 0  # over the window the status rests on (detect window; clear window once cleared)
+    measurements: int = 0  # valid measurements over that window
+    confirmed: bool = False  # OONI confirmed a block page during this block
+    intermittent: bool = False  # OK stretches interleaved with anomalous ones during this block
+    last_anomalous: datetime | None = None  # end of the newest mostly-anomalous bucket of this block
+    # running sums over `buckets`, kept by _put/_prune so a quiet network costs O(1) per poll
+    valid_total: int = field(default=0, repr=False)
+    signs_total: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.valid_total = sum(b.valid for b in self.buckets.values())
+        self.signs_total = sum(b.signs for b in self.buckets.values())
+
+    @property
+    def blocked(self) -> bool:
+        return self.status == BLOCKED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "asn": self.asn,
+            "status": self.status,
+            "since": _iso(self.since),
+            # compact, as there are thousands: [start, seconds, valid, signs(, confirmed, method, uids)]
+            "buckets": [_bucket_row(b) for b in self.buckets.values()],
+            "evidence": list(self.evidence),
+            "method": self.method,
+            "methods": dict(self.methods),
+            "anomalies": self.anomalies,
+            "measurements": self.measurements,
+            "confirmed": self.confirmed,
+            "intermittent": self.intermittent,
+            "last_anomalous": _iso(self.last_anomalous),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetworkState:
+        buckets = {b.start: b for b in map(_bucket_from_row, d.get("buckets", ()))}
+        return cls(
+            asn=int(d["asn"]),
+            status=d.get("status", UNKNOWN),
+            since=_parse(d.get("since")),
+            buckets=dict(sorted(buckets.items())),
+            evidence=tuple(d.get("evidence", ())),
+            method=d.get("method"),
+            methods=dict(d.get("methods", {})),
+            anomalies=int(d.get("anomalies", 0)),
+            measurements=int(d.get("measurements", 0)),
+            confirmed=bool(d.get("confirmed", False)),
+            intermittent=bool(d.get("intermittent", False)),
+            last_anomalous=_parse(d.get("last_anomalous")),
+        )
+
+
+@dataclass
+class BlockState:
+    """The detector's state for one (country, platform): one NetworkState per ASN."""
+
+    country: str
+    platform: str
+    networks: dict[int, NetworkState] = field(default_factory=dict)
+    blocked_since: datetime | None = None  # when the current block started (its earliest network)
+    intermittent: bool = False  # the current block has come and gone (sticky until it ends)
+    last_data: datetime | None = None  # the newest data seen (end of the newest bucket, capped at now)
+
+    @property
+    def blocked_asns(self) -> tuple[int, ...]:
+        return tuple(sorted(asn for asn, net in self.networks.items() if net.status == BLOCKED))
+
+    @property
+    def blocked(self) -> bool:
+        return any(net.status == BLOCKED for net in self.networks.values())
+
+    def _blocked_networks(self) -> list[NetworkState]:
+        return [self.networks[asn] for asn in self.blocked_asns]
+
+    @property
+    def method(self) -> str | None:
+        return _common_method(self._blocked_networks())
+
+    @property
+    def anomalies(self) -> int:
+        return sum(net.anomalies for net in self._blocked_networks())
+
+    @property
+    def measurements(self) -> int:
+        return sum(net.measurements for net in self._blocked_networks())
+
+    @property
+    def confirmed(self) -> bool:
+        return any(net.confirmed for net in self._blocked_networks())
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        return tuple(uid for net in self._blocked_networks() for uid in net.evidence)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "country": self.country,
+            "platform": self.platform,
+            "blocked_since": _iso(self.blocked_since),
+            "intermittent": self.intermittent,
+            "last_data": _iso(self.last_data),
+            "networks": {str(asn): net.to_dict() for asn, net in sorted(self.networks.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlockState:
+        return cls(
+            country=d["country"],
+            platform=d["platform"],
+            networks={int(asn): NetworkState.from_dict(n) for asn, n in d.get("networks", {}).items()},
+            blocked_since=_parse(d.get("blocked_since")),
+            intermittent=bool(d.get("intermittent", False)),
+            last_data=_parse(d.get("last_data")),
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change worth telling watchers about, for one (country, platform)."""
+
+    kind: str  # "blocked" | "unblocked" | "changed"
+    country: str
+    platform: str
+    time: datetime  # the `now` of the detect call that found it
+    asns: tuple[int, ...]  # blocked networks after the event (unblocked: those that were blocked)
+    added: tuple[int, ...] = ()
+    cleared: tuple[int, ...] = ()
+    method: str | None = None  # "dns" | "tcp" | "tls" | "http" | None
+    since: datetime | None = None  # when the block started (first anomalous bucket)
+    anomalies: int = 0  # anomalous + confirmed measurements behind it, over the networks in `asns`
+    measurements: int = 0  # valid measurements over the same networks and window
+    confirmed: bool = False  # OONI confirmed it (block page), rather than "signs of blocking"
+    intermittent: bool = False
+    evidence: tuple[str, ...] = ()  # measurement uids, a few per network
+    duration: timedelta | None = None  # unblocked: from `since` to the end of the last anomalous data
+    ended: datetime | None = None  # unblocked: end of the last anomalous data
+
+    def to_json(self) -> dict[str, Any]:
+        """The backtest's JSON line (CONTRACT.md): the contract's keys first, in its order, then extras."""
+        return {
+            "time": _iso(self.time, seconds=True),
+            "country": self.country,
+            "platform": self.platform,
+            "kind": self.kind,
+            "asns": list(self.asns),
+            "method": self.method,
+            "evidence": [EXPLORER_MEASUREMENT + uid for uid in self.evidence],
+            "added": list(self.added),
+            "cleared": list(self.cleared),
+            "since": _iso(self.since),
+            "anomalies": self.anomalies,
+            "measurements": self.measurements,
+            "confirmed": self.confirmed,
+            "intermittent": self.intermittent,
+            "duration_seconds": None if self.duration is None else int(self.duration.total_seconds()),
+            "ended": _iso(self.ended),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Event:
+        """The Event back from `to_json()` (e.g. a stored row); unknown keys are ignored."""
+        duration = d.get("duration_seconds")
+        return cls(
+            kind=d["kind"],
+            country=d["country"],
+            platform=d["platform"],
+            time=_parse(d["time"]),
+            asns=tuple(d.get("asns", ())),
+            added=tuple(d.get("added", ())),
+            cleared=tuple(d.get("cleared", ())),
+            method=d.get("method"),
+            since=_parse(d.get("since")),
+            anomalies=int(d.get("anomalies", 0)),
+            measurements=int(d.get("measurements", 0)),
+            confirmed=bool(d.get("confirmed", False)),
+            intermittent=bool(d.get("intermittent", False)),
+            evidence=tuple(u.removeprefix(EXPLORER_MEASUREMENT) for u in d.get("evidence", ())),
+            duration=None if duration is None else timedelta(seconds=duration),
+            ended=_parse(d.get("ended")),
+        )
+
+
+def detect(
+    state: BlockState | None,
+    observations: Iterable[Observation],
+    now: datetime,
+    thresholds: Thresholds = DEFAULT,
+    *,
+    country: str | None = None,
+    platform: str | None = None,
+) -> tuple[BlockState, list[Event]]:
+    """Fold one poll's observations for a (country, platform) into its state; return it and the events.
+
+    `state` is mutated and returned (None: a first poll; then the pair comes from the observations
+    or from `country`/`platform`). Observations may re-send a bucket already seen: the newer one
+    replaces it. An empty poll keeps every network's state: time passing alone can only clear a
+    network whose OK data already covers the clearing window.
+    """
+    if now.tzinfo is None:
+        raise ValueError("detect: `now` must be timezone-aware (UTC)")
+    th = thresholds
+    observations = list(observations)
+    if state is None:
+        country = country or (observations[0].country if observations else None)
+        platform = platform or (observations[0].platform if observations else None)
+        if not country or not platform:
+            raise ValueError("detect: no state and no observations — pass country= and platform=")
+        state = BlockState(country, platform)
+    before = state.blocked_asns
+    before_nets = {asn: state.networks[asn] for asn in before}
+    blocked_since_before, intermittent_before = state.blocked_since, state.intermittent
+
+    changed: set[int] = set()  # networks whose data changed: only they can newly become blocked
+    networks, country, platform = state.networks, state.country, state.platform
+    newest = state.last_data
+    for obs in observations:
+        if obs.country != country or obs.platform != platform:
+            raise ValueError(f"detect: observation for {obs.country}/{obs.platform} given to {country}/{platform}")
+        if obs.start >= now:  # not yet begun by our clock: it says nothing about the past
+            continue
+        net = networks.get(obs.asn)
+        if net is None:
+            net = networks[obs.asn] = NetworkState(obs.asn, since=now)
+        if _put(net, _bucket(obs, th)):
+            changed.add(obs.asn)
+        if newest is None or obs.end > newest:
+            newest = obs.end
+    if newest is not None:
+        state.last_data = min(newest, now)
+
+    window_start, retention_start = now - th.window, now - th.retention
+    need_least = th.needed(th.min_valid)
+    for asn, net in list(networks.items()):
+        if net.status == BLOCKED:
+            _prune(net, retention_start)
+            _follow_block(net, now, th)
+            _try_clear(net, now, th)
+            continue
+        _prune(net, window_start)  # what is left is the window: the running sums are its totals
+        if not net.buckets:  # nothing left to remember about it
+            del networks[asn]
+            continue
+        # without new data a network cannot become blocked: the window only loses old buckets
+        if asn in changed and net.signs_total >= need_least and _try_block(net, now, th):
+            continue
+        net.anomalies, net.measurements = net.signs_total, net.valid_total
+        status = OK if net.valid_total >= th.min_valid else UNKNOWN
+        if status != net.status:
+            net.status, net.since = status, now
+
+    after = state.blocked_asns
+    if not after:
+        state.blocked_since = None
+        state.intermittent = False
+    else:
+        starts = [state.networks[asn].since for asn in after] + [blocked_since_before]
+        state.blocked_since = min(s for s in starts if s is not None)
+        state.intermittent = state.intermittent or any(state.networks[asn].intermittent for asn in after)
+
+    events: list[Event] = []
+    if after != before:
+        events.append(_event(state, before, after, before_nets, blocked_since_before, intermittent_before, now))
+    return state, events
+
+
+# --- per network ---------------------------------------------------------------------------------
+
+
+def _bucket(obs: Observation, th: Thresholds) -> Bucket:
+    """The counts the detector keeps, clamped so a malformed observation cannot break the sums."""
+    valid = obs.measurements - obs.failures
+    confirmed = obs.confirmed if obs.confirmed > 0 else 0
+    signs = (obs.anomalies if obs.anomalies > 0 else 0) + confirmed
+    if valid < 0:
+        valid = 0
+    if signs > valid:  # more anomalies than valid measurements: the valid count bounds them
+        signs, confirmed = valid, min(confirmed, valid)
+    if not signs:
+        return Bucket(obs.start, obs.end, valid, 0, 0, obs.method, ())
+    return Bucket(obs.start, obs.end, valid, signs, confirmed, obs.method, tuple(obs.evidence[: th.evidence_per_network]))
+
+
+def _put(net: NetworkState, b: Bucket) -> bool:
+    """Store a bucket; it replaces any stored bucket it overlaps (a day still filling, or a new grain).
+
+    Returns whether anything changed (a re-sent bucket with the same counts changes nothing)."""
+    buckets = net.buckets
+    old = buckets.get(b.start)
+    if old is not None and old.end == b.end:
+        if old == b:
+            return False
+        buckets[b.start] = b  # same key: keeps its place in the order
+        net.valid_total += b.valid - old.valid
+        net.signs_total += b.signs - old.signs
+        return True
+    if old is None and (not buckets or buckets[next(reversed(buckets))].end <= b.start):
+        buckets[b.start] = b  # the usual case: a new bucket after all the others
+        net.valid_total += b.valid
+        net.signs_total += b.signs
+        return True
+    kept = [x for x in buckets.values() if x.end <= b.start or x.start >= b.end]
+    kept.append(b)
+    kept.sort(key=lambda x: x.start)
+    net.buckets = {x.start: x for x in kept}
+    net.valid_total = sum(x.valid for x in kept)
+    net.signs_total = sum(x.signs for x in kept)
+    return True
+
+
+def _prune(net: NetworkState, cutoff: datetime) -> None:
+    """Forget buckets that ended at or before `cutoff` (ascending order: they are at the front)."""
+    buckets = net.buckets
+    while buckets:
+        first = buckets[next(iter(buckets))]
+        if first.end > cutoff:
+            break
+        del buckets[first.start]
+        net.valid_total -= first.valid
+        net.signs_total -= first.signs
+
+
+def _anomalous(b: Bucket, th: Thresholds) -> bool:
+    return b.signs > 0 and b.signs >= th.block_ratio * b.valid
+
+
+def _clean(b: Bucket, th: Thresholds) -> bool:
+    return b.valid > 0 and b.signs <= th.clear_ratio * b.valid
+
+
+def _try_block(net: NetworkState, now: datetime, th: Thresholds) -> bool:
+    """Blocked when a recent stretch of the window (ending with the newest data) is anomalous enough.
+
+    Every stretch ending with the newest bucket is tried, so a block that began an hour ago is not
+    diluted by the OK day before it. Returns whether the network became blocked."""
+    total_signs = net.signs_total
+    ratio = th.block_ratio
+    valid = signs = 0
+    oldest = None  # the oldest bucket of the longest qualifying stretch
+    for b in reversed(net.buckets.values()):
+        valid += b.valid
+        signs += b.signs
+        if total_signs < ratio * valid:
+            break  # no longer stretch can reach the ratio, even with every remaining anomaly
+        if signs >= th.needed(valid):
+            oldest = b.start
+    if oldest is None:
+        return False
+    first = next((b.start for b in net.buckets.values() if b.start >= oldest and _anomalous(b, th)), oldest)
+    net.status, net.since = BLOCKED, first
+    net.evidence, net.method, net.methods = (), None, {}
+    net.confirmed = net.intermittent = False
+    net.last_anomalous = None
+    _follow_block(net, now, th)
+    return True
+
+
+def _follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
+    """Keep a blocked network's numbers, method, evidence and intermittency up to date."""
+    lo = now - th.window
+    valid = signs = 0
+    methods: dict[str, int] = {}
+    evidence: list[str] = []
+    seen_anomalous = False
+    ok_valid = 0
+    ok_from = ok_to = None
+    for b in net.buckets.values():
+        if b.start < net.since or b.start >= now or b.valid == 0:
+            continue
+        if b.end > lo:
+            valid += b.valid
+            signs += b.signs
+            if b.signs and b.method:
+                methods[b.method] = methods.get(b.method, 0) + b.signs
+        if b.confirmed:
+            net.confirmed = True
+        if _anomalous(b, th):
+            if (
+                seen_anomalous
+                and ok_valid >= th.intermittent_min_ok
+                and ok_to - ok_from >= th.intermittent_min_gap
+            ):
+                net.intermittent = True
+            seen_anomalous = True
+            ok_valid, ok_from, ok_to = 0, None, None
+            if net.last_anomalous is None or b.end > net.last_anomalous:
+                net.last_anomalous = b.end
+        elif _clean(b, th):
+            ok_valid += b.valid
+            ok_from = ok_from or b.start
+            ok_to = b.end
+        if b.evidence:
+            evidence[:0] = b.evidence  # newest first
+    net.anomalies, net.measurements = signs, valid
+    if methods:
+        net.methods = methods
+        net.method = _argmax(methods)
+    if evidence:
+        net.evidence = tuple(evidence[: th.evidence_per_network])
+
+
+def _try_clear(net: NetworkState, now: datetime, th: Thresholds) -> None:
+    """blocked → ok after a sustained, well-covered stretch of mostly OK valid data; gaps never clear."""
+    span = th.clear_after_intermittent if net.intermittent else th.clear_after
+    lo = now - span
+    slack = span / 4  # the OK data must reach back near the window's start and forward near now
+    valid = signs = 0
+    first_start = last_end = None
+    for b in net.buckets.values():
+        if b.end <= lo or b.start >= now or b.valid == 0:
+            continue
+        if b.signs >= th.burst_anomalies and _anomalous(b, th):
+            return
+        valid += b.valid
+        signs += b.signs
+        first_start = first_start or b.start
+        last_end = b.end
+    if valid < th.clear_min_valid or signs > th.clear_ratio * valid:
+        return
+    if first_start > lo + slack or last_end < now - slack:
+        return
+    net.status, net.since = OK, now
+    net.anomalies, net.measurements = signs, valid
+
+
+# --- per (country, platform) ---------------------------------------------------------------------
+
+
+def _event(
+    state: BlockState,
+    before: tuple[int, ...],
+    after: tuple[int, ...],
+    before_nets: dict[int, NetworkState],
+    blocked_since_before: datetime | None,
+    intermittent_before: bool,
+    now: datetime,
+) -> Event:
+    added = tuple(a for a in after if a not in before)
+    cleared = tuple(a for a in before if a not in after)
+    if not after:  # the last blocked network cleared
+        nets = [before_nets[a] for a in before]
+        ends = [n.last_anomalous for n in nets if n.last_anomalous]
+        ended = max(ends) if ends else now
+        since = blocked_since_before or ended
+        return Event(
+            kind="unblocked",
+            country=state.country,
+            platform=state.platform,
+            time=now,
+            asns=before,
+            cleared=cleared,
+            method=_common_method(nets),
+            since=since,
+            anomalies=sum(n.anomalies for n in nets),
+            measurements=sum(n.measurements for n in nets),
+            confirmed=any(n.confirmed for n in nets),
+            intermittent=intermittent_before or any(n.intermittent for n in nets),
+            evidence=tuple(uid for n in nets for uid in n.evidence),
+            duration=max(timedelta(0), ended - since),
+            ended=ended,
+        )
+    return Event(
+        kind="blocked" if not before else "changed",
+        country=state.country,
+        platform=state.platform,
+        time=now,
+        asns=after,
+        added=added,
+        cleared=cleared,
+        method=state.method,
+        since=state.blocked_since,
+        anomalies=state.anomalies,
+        measurements=state.measurements,
+        confirmed=state.confirmed,
+        intermittent=state.intermittent,
+        evidence=state.evidence,
+    )
+
+
+def _common_method(nets: list[NetworkState]) -> str | None:
+    """The method behind most anomalies over these networks (None where the data names none)."""
+    totals: dict[str, int] = {}
+    for net in nets:
+        if net.methods:
+            for method, count in net.methods.items():
+                totals[method] = totals.get(method, 0) + count
+        elif net.method:
+            totals[net.method] = totals.get(net.method, 0) + max(1, net.anomalies)
+    return _argmax(totals) if totals else None
+
+
+def _argmax(counts: dict[str, int]) -> str:
+    # ties go to the order of METHODS, so the answer never depends on dict order
+    order = {m: i for i, m in enumerate(METHODS)}
+    return max(counts, key=lambda m: (counts[m], -order.get(m, len(order))))
+
+
+# --- time as JSON ---------------------------------------------------------------------------------
+
+
+def _iso(dt: datetime | None, seconds: bool = False) -> str | None:
+    """UTC ISO 8601 with a Z, e.g. 2022-09-14T12:00:00Z (microseconds only when there are some)."""
+    if dt is None:
+        return None
+    dt = dt.astimezone(timezone.utc)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.microsecond and not seconds:
+        text += f".{dt.microsecond:06d}"
+    return text + "Z"
+
+
+def _parse(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

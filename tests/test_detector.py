@@ -1,0 +1,490 @@
+"""The block/unblock detector: thin data and real background noise stay quiet, real blocks are found
+on the first poll that shows them, spread and end with hysteresis, and survive a restart."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
+from bot.observations import Observation
+
+UTC = timezone.utc
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+T0 = datetime(2022, 9, 10, tzinfo=UTC)  # days before the Azerbaijan TikTok block of 13–15 Sep 2022
+FASTPATH = Path(__file__).parent / "fixtures" / "ooni" / "fastpath_rows_2024-01-01.jsonl"
+
+AZERCELL, BAKINTERNET, DELTA, AZERONLINE = 29049, 41997, 31721, 28787
+
+
+def h(n: float) -> datetime:
+    return T0 + n * HOUR
+
+
+def obs(asn, start, valid, anomalies=0, *, hours=1, confirmed=0, failures=0, method=None, uids=None,
+        country="AZ", platform="tiktok") -> Observation:
+    if uids is None:
+        uids = tuple(f"{start:%Y%m%d%H}_{asn}_{i}" for i in range(anomalies + confirmed))
+    return Observation(
+        country=country, platform=platform, asn=asn, start=start, end=start + hours * HOUR,
+        measurements=valid + failures, anomalies=anomalies, confirmed=confirmed, failures=failures,
+        method=method, evidence=tuple(uids),
+    )
+
+
+def replay(profile, first_hour, last_hour, state=None, thresholds=DEFAULT, resend=True):
+    """Poll hourly: at now = h(k+1) the source returns bucket k (and bucket k-1 again, still filling).
+
+    `profile(asn_list) -> {asn: f(hour) -> (valid, anomalies, method) | None}`; returns state and
+    [(now, event)].
+    """
+    events = []
+    for k in range(first_hour, last_hour):
+        observations = []
+        for hour in ([k - 1, k] if resend else [k]):
+            for asn, f in profile.items():
+                counts = f(hour)
+                if counts:
+                    valid, anomalies, method = counts
+                    observations.append(obs(asn, h(hour), valid, anomalies, method=method))
+        state, new = detect(state, observations, h(k + 1), thresholds, country="AZ", platform="tiktok")
+        events.extend((h(k + 1), e) for e in new)
+    return state, events
+
+
+def quiet(hour):
+    """A network's normal life: a probe run every 3 hours, 6 valid, a stray anomaly now and then."""
+    if hour % 3:
+        return None
+    return (6, 1 if hour % 21 == 0 else 0, "dns")
+
+
+def blocked_between(start, end, valid=12, anomalies=10, method="tls", every=2):
+    """TLS interference like AS29049's in 2022: most measurements anomalous while it lasts."""
+
+    def f(hour):
+        if hour % every:
+            return None
+        if start <= hour < end:
+            return (valid, anomalies, method)
+        return (valid, 0, "dns")
+
+    return f
+
+
+# --- must NOT raise -----------------------------------------------------------------------------
+
+
+def test_a_stray_anomaly_raises_nothing():
+    state, events = replay({AZERCELL: quiet, BAKINTERNET: quiet}, 0, 96)
+    assert events == []
+    assert state.networks[AZERCELL].status == "ok"
+    assert state.blocked_asns == ()
+
+
+def test_a_single_fully_anomalous_bucket_of_one_measurement_raises_nothing():
+    state, events = detect(None, [obs(AZERCELL, h(0), 1, 1, method="tls")], h(1))
+    assert events == [] and state.networks[AZERCELL].status == "unknown"
+
+
+def test_a_day_with_two_measurements_raises_nothing_even_both_anomalous():
+    day = obs(AZERCELL, T0, 2, 2, hours=24, method="tls")
+    state, events = detect(None, [day], T0 + 20 * HOUR)
+    assert events == []
+    assert state.networks[AZERCELL].status == "unknown"  # too little data to say either way
+    # the same day re-sent while it fills replaces the old counts, it does not add to them
+    for _ in range(3):
+        state, events = detect(state, [day], T0 + 21 * HOUR)
+        assert events == []
+    assert state.networks[AZERCELL].buckets[T0].valid == 2
+
+
+def test_a_run_of_one_off_anomalies_across_networks_raises_nothing():
+    # each hour a different network of the country sees one anomaly among a few OK measurements
+    asns = list(range(64500, 64520))
+    profile = {asn: (lambda i: (lambda hour: (3, 1 if hour % 20 == i else 0, "dns")))(i) for i, asn in enumerate(asns)}
+    state, events = replay(profile, 0, 72)
+    assert events == []
+    assert all(net.status == "ok" for net in state.networks.values())
+
+
+def fastpath_observations(start: datetime, end: datetime, spread_hours: int | None = None):
+    """The real 2024-01-01 rows as Observations per country/ASN/test/domain (as the aggregation counts).
+
+    With `spread_hours`, row i goes to hour i % spread_hours after `start` (each group's one-offs
+    then land in different buckets over the period)."""
+    groups = defaultdict(lambda: [0, 0, 0, 0, [], defaultdict(int)])
+    for i, line in enumerate(FASTPATH.read_text().splitlines()):
+        row = json.loads(line)
+        bucket = start if spread_hours is None else start + (i % spread_hours) * HOUR
+        platform = f"{row['test_name']}:{row['domain'] or ''}"
+        g = groups[(row["probe_cc"], platform, int(row["probe_asn"]), bucket)]
+        g[0] += 1
+        if row["msm_failure"] == "t":
+            g[1] += 1
+        elif row["confirmed"] == "t":
+            g[2] += 1
+            g[4].append(row["measurement_uid"])
+        elif row["anomaly"] == "t":
+            g[3] += 1
+            g[4].append(row["measurement_uid"])
+            method = {"dns": "dns", "tcp_ip": "tcp", "http-failure": "http", "http-diff": "http"}.get(row["blocking_type"])
+            if method:
+                g[5][method] += 1
+    by_pair = defaultdict(list)
+    for (cc, platform, asn, bucket), (n, failures, confirmed, anomalies, uids, methods) in groups.items():
+        size = (end - start) if spread_hours is None else HOUR
+        by_pair[(cc, platform)].append(Observation(
+            country=cc, platform=platform, asn=asn, start=bucket, end=bucket + size, measurements=n,
+            anomalies=anomalies, confirmed=confirmed, failures=failures,
+            method=max(methods, key=methods.get) if methods else None, evidence=tuple(uids),
+        ))
+    return by_pair
+
+
+def test_fixture_is_the_real_background():
+    rows = [json.loads(line) for line in FASTPATH.read_text().splitlines()]
+    assert len(rows) == 1080
+    assert sum(r["anomaly"] == "t" or r["confirmed"] == "t" for r in rows if r["msm_failure"] == "f") == 92
+
+
+@pytest.mark.parametrize("grain", [HOUR, DAY])
+def test_the_real_2024_01_01_background_raises_nothing(grain):
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    by_pair = fastpath_observations(start, start + grain)
+    assert len(by_pair) > 300
+    assert sum(o.blocked_signs for group in by_pair.values() for o in group) == 92
+    for (cc, platform), observations in by_pair.items():
+        state, events = detect(None, observations, start + grain)
+        assert events == [], (cc, platform)
+        # and the next polls, the same bucket re-sent, still nothing
+        state, events = detect(state, observations, start + grain + HOUR)
+        assert events == [], (cc, platform)
+
+
+def test_the_real_background_spread_over_two_days_raises_nothing():
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    by_pair = fastpath_observations(start, start + 48 * HOUR, spread_hours=48)
+    for (cc, platform), observations in by_pair.items():
+        state = None
+        for k in range(48):
+            now = start + (k + 1) * HOUR
+            state, events = detect(state, [o for o in observations if o.start == now - HOUR], now,
+                                   country=cc, platform=platform)
+            assert events == [], (cc, platform, now)
+
+
+# --- a real block: appears, spreads, ends --------------------------------------------------------
+
+
+def az_2022():
+    """AS29049 blocked from hour 72 (13 Sep 00:00) to 120; AS41997 from 80 to 118; others quiet."""
+    return {
+        AZERCELL: blocked_between(72, 120),
+        BAKINTERNET: blocked_between(80, 118, valid=8, anomalies=7, every=3),
+        DELTA: quiet,
+        AZERONLINE: quiet,
+    }
+
+
+def test_a_block_is_raised_on_the_first_poll_whose_data_shows_it():
+    state, events = replay(az_2022(), 0, 80)
+    assert [e.kind for _, e in events] == ["blocked"]
+    when, event = events[0]
+    assert when == h(73)  # bucket 72 (the first anomalous one) arrived in the poll at 73:00
+    assert event.time == h(73)
+    assert event.asns == (AZERCELL,) and event.added == (AZERCELL,)
+    assert event.method == "tls"
+    assert event.since == h(72)
+    assert event.anomalies == 10 and event.measurements == 12  # the block's own data, not the OK before it
+    assert event.confirmed is False and event.intermittent is False
+    assert event.evidence == (f"{h(72):%Y%m%d%H}_{AZERCELL}_0", f"{h(72):%Y%m%d%H}_{AZERCELL}_1",
+                              f"{h(72):%Y%m%d%H}_{AZERCELL}_2")
+    assert state.blocked_since == h(72) and state.blocked_asns == (AZERCELL,)
+
+
+def test_a_block_in_a_day_bucket_is_raised_on_the_first_poll_that_has_it():
+    day = obs(AZERCELL, T0, 7, 6, hours=24, method="tls")
+    state, events = detect(None, [obs(AZERCELL, T0 - DAY, 9, 0, hours=24)], T0 + 2 * HOUR)
+    assert events == []
+    state, events = detect(state, [obs(AZERCELL, T0 - DAY, 9, 0, hours=24), day], T0 + 14 * HOUR)
+    assert [e.kind for e in events] == ["blocked"]
+    assert events[0].since == T0 and events[0].anomalies == 6 and events[0].measurements == 7
+
+
+def test_spreading_to_a_second_network_is_a_change_and_the_end_an_unblock_with_its_duration():
+    state, events = replay(az_2022(), 0, 240)
+    kinds = [(e.kind, e.asns, e.added, e.cleared) for _, e in events]
+    assert kinds == [
+        ("blocked", (AZERCELL,), (AZERCELL,), ()),
+        ("changed", (AZERCELL, BAKINTERNET), (BAKINTERNET,), ()),
+        ("changed", (AZERCELL,), (), (BAKINTERNET,)),  # AS41997's block ended first
+        ("unblocked", (AZERCELL,), (), (AZERCELL,)),
+    ]
+    (t_changed, changed), (t_cleared, cleared), (t_unblocked, unblocked) = events[1:]
+    assert t_changed == h(82)  # AS41997 probes every 3 h: bucket 81 is its first run in the block
+    assert changed.since == h(72)  # the block still started with AS29049
+    assert changed.method == "tls"
+    assert changed.anomalies == 5 * 10 + 7 and changed.measurements == 5 * 12 + 8  # 72..80 and 81
+    assert len(changed.evidence) == 6  # three per network
+    # AS41997's last anomalous run was bucket 117 (ends 118:00); two days of OK data later it clears
+    assert h(118) + DEFAULT.clear_after <= t_cleared <= h(118) + DEFAULT.clear_after + 3 * HOUR
+    # the end: the last anomalous data was bucket 118 (AS29049, ends 119:00); OK after that
+    assert unblocked.ended == h(119)
+    assert unblocked.since == h(72)  # the whole block, not just its last network
+    assert unblocked.duration == h(119) - h(72)
+    assert h(119) + DEFAULT.clear_after <= t_unblocked <= h(119) + DEFAULT.clear_after + 3 * HOUR
+    assert unblocked.method == "tls" and unblocked.intermittent is False
+    assert unblocked.measurements >= DEFAULT.clear_min_valid and unblocked.anomalies == 0  # the OK data
+    assert len(unblocked.evidence) == 3
+    assert state.blocked_asns == () and state.blocked_since is None
+
+
+def test_one_network_clearing_while_another_stays_blocked_is_a_change():
+    profile = {AZERCELL: blocked_between(10, 200), BAKINTERNET: blocked_between(10, 40)}
+    state, events = replay(profile, 0, 120)
+    assert [(e.kind, e.asns, e.cleared) for _, e in events] == [
+        ("blocked", (AZERCELL, BAKINTERNET), ()),
+        ("changed", (AZERCELL,), (BAKINTERNET,)),
+    ]
+    assert events[1][1].since == h(10)
+
+
+def test_method_is_the_most_common_among_blocked_observations_and_confirmed_counts():
+    observations = [
+        obs(AZERCELL, h(0), 12, 10, method="tls"),
+        obs(BAKINTERNET, h(0), 8, 6, confirmed=1, method="dns"),
+        obs(DELTA, h(0), 20, 1, method="http"),  # not blocked: its method does not count
+    ]
+    state, events = detect(None, observations, h(1))
+    assert [e.kind for e in events] == ["blocked"]
+    event = events[0]
+    assert event.asns == (AZERCELL, BAKINTERNET)
+    assert event.method == "tls"  # 10 tls against 7 dns
+    assert event.confirmed is True
+    assert event.anomalies == 17 and event.measurements == 20
+    assert len(event.evidence) == 6
+    assert set(event.evidence[:3]) <= set(observations[0].evidence)
+
+
+# --- gaps, flapping, intermittent blocks ---------------------------------------------------------
+
+
+def test_gaps_never_unblock():
+    state, events = replay({AZERCELL: blocked_between(0, 1000)}, 0, 24)
+    assert [e.kind for _, e in events] == ["blocked"]
+    for k in range(24, 24 * 8):  # a week of polls that return nothing (or an error: no call at all)
+        state, events = detect(state, [], h(k))
+        assert events == []
+    assert state.blocked_asns == (AZERCELL,)
+    # a few hours of OK data after the gap are not two days of it
+    for k in range(24 * 8, 24 * 8 + 10):
+        state, events = detect(state, [obs(AZERCELL, h(k - 1), 6, 0)], h(k))
+        assert events == []
+    assert state.blocked_asns == (AZERCELL,)
+
+
+def test_ok_data_that_stops_halfway_through_the_clearing_window_does_not_unblock():
+    profile = {AZERCELL: lambda hour: (6, 6 if hour < 24 else 0, "tls") if hour < 50 else None}
+    state, events = replay(profile, 0, 24 * 6)
+    assert [e.kind for _, e in events] == ["blocked"]
+    assert state.blocked_asns == (AZERCELL,)
+
+
+def test_flapping_around_the_block_threshold_gives_at_most_one_event():
+    # ratio alternates 0.4 / 0.6 each hour for five days
+    profile = {AZERCELL: lambda hour: (5, 3 if hour % 2 else 2, "tls")}
+    state, events = replay(profile, 0, 120)
+    assert [e.kind for _, e in events] == ["blocked"]
+
+
+def test_flapping_around_the_clear_threshold_does_not_produce_pairs():
+    # a clear block for a day, then ratios alternating 0.1 / 0.3 for five days
+    def f(hour):
+        if hour < 24:
+            return (10, 9, "tls")
+        return (10, 1 if hour % 2 else 3, "tls")
+
+    state, events = replay({AZERCELL: f}, 0, 24 * 6)
+    kinds = [e.kind for _, e in events]
+    assert kinds[0] == "blocked"
+    assert kinds.count("blocked") == 1 and kinds.count("unblocked") <= 1
+
+
+def test_slightly_anomalous_data_keeps_a_block_open():
+    # after the block, 30% of measurements stay anomalous (some endpoints still blocked): not over
+    profile = {AZERCELL: lambda hour: (10, 9 if hour < 24 else 3, "tls")}
+    state, events = replay(profile, 0, 24 * 6)
+    assert [e.kind for _, e in events] == ["blocked"]
+
+
+def daytime_block(days, dense=True):
+    """Anomalous 08:00–18:00, OK at night, for `days` days from hour 0; OK afterwards."""
+
+    def f(hour):
+        if dense:
+            counts = (4, 4) if hour < days * 24 and 8 <= hour % 24 < 18 else (3, 0)
+        else:  # thin: a run every 2 hours of one measurement
+            if hour % 2:
+                return None
+            counts = (2, 2) if hour < days * 24 and 8 <= hour % 24 < 18 else (2, 0)
+        return (*counts, "tls")
+
+    return f
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_an_intermittent_block_is_one_period_flagged_intermittent(dense):
+    state, events = replay({AZERCELL: daytime_block(5, dense)}, 0, 24 * 12)
+    kinds = [e.kind for _, e in events]
+    assert kinds == ["blocked", "unblocked"]
+    (t_blocked, blocked), (t_unblocked, unblocked) = events
+    assert blocked.since == h(8) and blocked.intermittent is False  # day one cannot know yet
+    assert unblocked.intermittent is True
+    last_anomalous_end = h(4 * 24 + (18 if dense else 17))
+    assert unblocked.ended == last_anomalous_end
+    assert unblocked.duration == last_anomalous_end - h(8)
+    # a block that came and went must stay off longer before it is called over
+    assert t_unblocked >= last_anomalous_end + DEFAULT.clear_after_intermittent
+
+
+def test_intermittency_is_known_while_the_block_lasts():
+    state, _ = replay({AZERCELL: daytime_block(5)}, 0, 24 * 2 + 10)
+    assert state.intermittent is True and state.networks[AZERCELL].intermittent is True
+    assert state.blocked_asns == (AZERCELL,)
+
+
+def test_a_block_off_over_the_weekend_stays_one_period():
+    # blocked on weekdays (daytime), off Saturday and Sunday, two weeks
+    def f(hour):
+        day = hour // 24
+        on = day % 7 < 5 and 8 <= hour % 24 < 18 and day < 12
+        return (4, 4 if on else 0, "tls")
+
+    state, events = replay({AZERCELL: f}, 0, 24 * 18)
+    assert [e.kind for _, e in events] == ["blocked", "unblocked"]
+
+
+# --- state: one per ASN, persistence, restarts ---------------------------------------------------
+
+
+def test_state_round_trips_through_json():
+    state, _ = replay(az_2022(), 0, 100)
+    assert state.blocked_asns == (AZERCELL, BAKINTERNET)
+    text = json.dumps(state.to_dict())
+    again = BlockState.from_dict(json.loads(text))
+    assert again == state
+    assert again.to_dict() == state.to_dict()
+    assert again.method == "tls" and again.evidence == state.evidence
+
+
+def test_a_restart_neither_repeats_nor_misses_an_event():
+    observations = [obs(AZERCELL, h(0), 12, 10, method="tls")]
+    state, events = detect(None, observations, h(1))
+    assert [e.kind for e in events] == ["blocked"]
+    restored = BlockState.from_dict(json.loads(json.dumps(state.to_dict())))
+    restored, events = detect(restored, observations, h(1))  # the same poll again after a crash
+    assert events == []
+    restored, events = detect(restored, observations, h(2))
+    assert events == []
+    # and the end is still seen after another restart mid-way through the clearing window
+    for k in range(1, 100):
+        restored, events = detect(restored, [obs(AZERCELL, h(k), 6, 0)], h(k + 1))
+        if k % 10 == 0:
+            restored = BlockState.from_dict(json.loads(json.dumps(restored.to_dict())))
+        if events:
+            break
+    assert [e.kind for e in events] == ["unblocked"]
+    assert events[0].duration == HOUR
+
+
+def test_empty_polls_are_safe():
+    state, events = detect(None, [], h(0), country="AZ", platform="tiktok")
+    assert events == [] and state.country == "AZ" and state.networks == {}
+    with pytest.raises(ValueError):
+        detect(None, [], h(0))
+    state, _ = detect(state, [obs(AZERCELL, h(0), 10, 0)], h(1))
+    before = state.to_dict()
+    state, events = detect(state, [], h(2))
+    assert events == [] and state.networks[AZERCELL].status == "ok"
+    assert state.to_dict()["last_data"] == before["last_data"]
+
+
+def test_observations_of_another_pair_are_refused():
+    state, _ = detect(None, [obs(AZERCELL, h(0), 10, 0)], h(1))
+    with pytest.raises(ValueError):
+        detect(state, [obs(AZERCELL, h(1), 10, 0, platform="whatsapp")], h(2))
+
+
+def test_buckets_not_yet_begun_are_ignored_and_old_ones_pruned():
+    state, _ = detect(None, [obs(AZERCELL, h(5), 10, 10)], h(1))
+    assert state.networks == {}
+    state, _ = replay({AZERCELL: quiet}, 0, 24 * 5, state)
+    starts = list(state.networks[AZERCELL].buckets)
+    assert starts == sorted(starts)
+    assert starts[0] > h(24 * 5) - DEFAULT.window - HOUR
+
+
+def test_a_new_bucket_size_replaces_the_overlapping_old_buckets():
+    hourly = [obs(AZERCELL, h(k), 3, 0) for k in range(10)]
+    state, _ = detect(None, hourly, h(10))
+    state, _ = detect(state, [obs(AZERCELL, T0, 30, 0, hours=24)], h(11))
+    assert [(b.start, b.end, b.valid) for b in state.networks[AZERCELL].buckets.values()] == [(T0, T0 + DAY, 30)]
+    # a late bucket fills in out of order and keeps the order sorted
+    state, _ = detect(state, [obs(AZERCELL, T0 - 2 * HOUR, 3, 0, hours=1)], h(12))
+    assert list(state.networks[AZERCELL].buckets) == [T0 - 2 * HOUR, T0]
+
+
+def test_networks_that_leave_the_window_are_forgotten_unless_blocked():
+    state, _ = detect(None, [obs(DELTA, h(0), 10, 0), obs(AZERCELL, h(0), 10, 10)], h(1))
+    state, _ = detect(state, [], h(60))
+    assert set(state.networks) == {AZERCELL}
+    assert state.blocked_asns == (AZERCELL,)
+
+
+def test_stricter_thresholds_are_honoured():
+    strict = Thresholds(min_valid=20)
+    state, events = detect(None, [obs(AZERCELL, h(0), 12, 10)], h(1), strict)
+    assert events == []
+    state, events = detect(state, [obs(AZERCELL, h(1), 12, 10)], h(2), strict)
+    assert [e.kind for e in events] == ["blocked"]
+
+
+# --- the event as JSON (the backtest's line) -----------------------------------------------------
+
+
+def test_event_json_is_the_contract_line_then_extras():
+    state, events = detect(None, [obs(AZERCELL, datetime(2022, 9, 14, 11, tzinfo=UTC), 12, 10, method="tls",
+                                      uids=("20220914T1100_a", "b", "c"))],
+                           datetime(2022, 9, 14, 12, 0, 0, 123456, tzinfo=UTC))
+    line = events[0].to_json()
+    assert list(line)[:7] == ["time", "country", "platform", "kind", "asns", "method", "evidence"]
+    assert line["time"] == "2022-09-14T12:00:00Z"
+    assert line["country"] == "AZ" and line["platform"] == "tiktok" and line["kind"] == "blocked"
+    assert line["asns"] == [29049] and line["method"] == "tls"
+    assert line["evidence"][0] == "https://explorer.ooni.org/m/20220914T1100_a"
+    assert line["since"] == "2022-09-14T11:00:00Z"
+    assert line["anomalies"] == 10 and line["measurements"] == 12
+    assert line["duration_seconds"] is None
+    assert json.loads(json.dumps(line)) == line
+    back = Event.from_json({"id": 7, **line})
+    assert back.evidence == ("20220914T1100_a", "b", "c")
+    assert back.asns == (29049,) and back.since == events[0].since
+
+
+def test_unblocked_json_carries_the_duration():
+    state, _ = detect(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
+    events = []
+    for k in range(1, 80):
+        state, events = detect(state, [obs(AZERCELL, h(k), 6, 0)], h(k + 1))
+        if events:
+            break
+    line = events[0].to_json()
+    assert line["kind"] == "unblocked" and line["asns"] == [AZERCELL] and line["cleared"] == [AZERCELL]
+    assert line["duration_seconds"] == 3600
+    assert line["method"] == "tls"
