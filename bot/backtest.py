@@ -1,0 +1,157 @@
+"""`blockwatch backtest`: replay OONI history through the live detector and print the events it raises.
+
+It fetches hourly history for [--since, --until) from `OONI_API_URL` (`--until` is exclusive, as
+in the OONI API), then steps a simulated clock from --since to --until by --step hours (default
+POLL_INTERVAL) and at each step hands `detect()` the observations whose hour has ended by then —
+never one that has not, so an event comes no sooner than a live poller could have raised it.
+It uses no Telegram and never opens the bot's database: the detector's state lives in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+import re
+import sys
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
+from typing import TextIO
+
+from bot import catalog
+from bot.config import Settings
+from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
+from bot.observations import Observation
+from bot.sources.ooni import OoniSource, SourceError
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS = 1_000_000  # a typo like --step 0.00001 over a year should be refused, not run for hours
+
+
+class BadArguments(Exception):
+    """An argument the backtest cannot use; str(error) is the one line to show."""
+
+
+def _day(name: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise BadArguments(f"--{name} must be a date written YYYY-MM-DD, such as 2022-09-13, not {text!r}") from None
+
+
+def _midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+
+
+def parse_request(args: argparse.Namespace, settings: Settings) -> tuple[catalog.Country, list[str], date, date, timedelta]:
+    """The country, platform names, dates and step the arguments ask for; BadArguments when they cannot be used."""
+    country = catalog.find_country(args.country)
+    if country is None:
+        guess = catalog.suggest_country(args.country)
+        hint = f" — did you mean {guess.code} ({guess.name})?" if guess else "; use an ISO code such as AZ or a name such as Azerbaijan"
+        raise BadArguments(f"unknown country {args.country!r}{hint}")
+    platforms: list[str] = []
+    for name in args.platform:
+        platform = catalog.find_platform(name)
+        if platform is None:
+            guess = catalog.suggest_platform(name)
+            hint = f" — did you mean {guess.name}?" if guess else f"; known platforms: {', '.join(catalog.PLATFORMS)}"
+            raise BadArguments(f"unknown platform {name!r}{hint}")
+        if platform.name not in platforms:
+            platforms.append(platform.name)
+    since, until = _day("since", args.since), _day("until", args.until)
+    if since >= until:
+        raise BadArguments(f"--since ({since}) must be before --until ({until}); --until is exclusive")
+    hours = args.step if args.step is not None else settings.poll_interval / 3600
+    if not hours or hours != hours or hours <= 0:  # NaN included
+        raise BadArguments(f"--step must be a number of hours greater than 0, not {args.step!r}")
+    step = timedelta(hours=hours)
+    if (_midnight(until) - _midnight(since)) / step > MAX_STEPS:
+        raise BadArguments(f"--step {hours:g} hours makes more than {MAX_STEPS:,} steps over that range; take a longer step")
+    return country, platforms, since, until, step
+
+
+def replay(
+    observations: list[Observation],
+    country: str,
+    platforms: list[str],
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    thresholds: Thresholds = DEFAULT,
+) -> list[Event]:
+    """Every event the detector raises stepping a clock from `start` (exclusive) to `end` (inclusive) by `step`.
+
+    At each step the detector gets the observations whose bucket ended by then and that it has not had yet.
+    """
+    pending: dict[str, list[Observation]] = defaultdict(list)
+    for obs in sorted(observations, key=lambda o: (o.end, o.start, o.asn)):
+        pending[obs.platform].append(obs)
+    states: dict[str, BlockState | None] = {p: None for p in platforms}
+    fed = {p: 0 for p in platforms}
+    events: list[Event] = []
+    k = 1
+    while True:
+        now = min(start + k * step, end)  # the last step lands on `end`, so no data is left unread
+        for platform in platforms:
+            queue, i = pending[platform], fed[platform]
+            j = i
+            while j < len(queue) and queue[j].end <= now:
+                j += 1
+            fed[platform] = j
+            states[platform], new = detect(states[platform], queue[i:j], now, thresholds, country=country, platform=platform)
+            events += new
+        if now >= end:
+            return events
+        k += 1
+
+
+_LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def terminal_text(text: str) -> str:
+    """Telegram HTML → plain text: tags go, entities are decoded, each link is followed by its address."""
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
+    return html.unescape(_TAG.sub("", text))
+
+
+def event_text(event: Event, lang: str = "en") -> str:
+    """The alert the bot would send for an event (templates/alert_*.html), as a terminal shows it."""
+    from bot.notifier import render_alert
+
+    return terminal_text(render_alert(event, lang))
+
+
+def print_events(events: list[Event], as_json: bool, out: TextIO) -> None:
+    for event in events:
+        if as_json:
+            print(json.dumps(event.to_json(), ensure_ascii=False), file=out)
+        else:
+            print(event_text(event) + "\n", file=out)
+
+
+async def backtest_command(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Exit 0 with the events printed; 2 for arguments it cannot use; 1 when OONI cannot give the history."""
+    out = out or sys.stdout
+    try:
+        country, platforms, since, until, step = parse_request(args, settings)
+    except BadArguments as error:
+        print(f"blockwatch backtest: {error}", file=sys.stderr)
+        return 2
+    try:
+        async with OoniSource(settings.ooni_api_url) as source:
+            observations = await source.history(country.code, platforms, since, until)
+            requests = source.requests_made
+    except SourceError as error:
+        print(f"blockwatch backtest: could not fetch the history from OONI ({settings.ooni_api_url}): {error}", file=sys.stderr)
+        return 1
+    events = replay(observations, country.code, platforms, _midnight(since), _midnight(until), step)
+    print_events(events, args.json, out)
+    log.info(
+        "backtest %s %s %s → %s (until exclusive), step %s: %d observations from %d requests, %d events",
+        country.code, ",".join(platforms), since, until, step, len(observations), requests, len(events),
+    )
+    return 0
