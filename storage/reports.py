@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import datetime
 
 import sqlite_utils
 
@@ -120,6 +121,15 @@ def usual_levels(db: sqlite_utils.Database, now: int, window: int) -> dict[tuple
     return {pair: crowd.usual_level(counts, now=now, window=window) for pair, counts in hourly.items()}
 
 
+def _seconds(moment: datetime | int | float) -> int:
+    return int(moment.timestamp()) if isinstance(moment, datetime) else int(moment)
+
+
+def count_reports(db: sqlite_utils.Database, since: datetime | int) -> int:
+    """Reports stored since a moment (for /stats)."""
+    return db.execute("select count(*) from reports where at >= ?", [_seconds(since)]).fetchone()[0]
+
+
 def total_reports(db: sqlite_utils.Database) -> int:
     """Every report ever accepted, including those the purge removed."""
     return db.execute("select coalesce(sum(reports), 0) from report_counts").fetchone()[0]
@@ -181,8 +191,16 @@ def signals(db: sqlite_utils.Database, status: str = PENDING, limit: int = 20) -
         "select * from signals where status = ? order by id limit ?", [status, limit])]
 
 
-def count_signals(db: sqlite_utils.Database, status: str = PENDING) -> int:
-    return db.execute("select count(*) from signals where status = ?", [status]).fetchone()[0]
+def count_signals(db: sqlite_utils.Database, since: datetime | int | None = None, *, status: str | None = None) -> int:
+    """Signals opened since a moment (for /stats), or all; of one status if given."""
+    sql, params = "select count(*) from signals where 1", []
+    if since is not None:
+        sql += " and created_at >= ?"
+        params.append(_seconds(since))
+    if status is not None:
+        sql += " and status = ?"
+        params.append(status)
+    return db.execute(sql, params).fetchone()[0]
 
 
 def spent(db: sqlite_utils.Database, country: str | None = None, platform: str | None = None) -> dict[tuple[str, str], int]:
