@@ -1,0 +1,143 @@
+"""Events → deliveries: who gets what, rendered once per language, written to the outbox.
+
+`queue_event` and `queue_text` are synchronous and run on the DB thread (`await store.run(...)`).
+Each writes in ONE transaction — the event, its rendered messages and every delivery — so a crash
+either loses nothing or queues nothing; the sender (bot/sender.py) takes it from there. Called
+inside a caller's transaction (the poller saving the detector's state) they join it.
+
+A message is rendered once per event and language, never per chat: 100,000 watchers of one
+platform cost three renders and one INSERT … SELECT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bot import catalog
+from bot.detector import Event
+from bot.render import DEFAULT_LANGUAGE, TELEGRAM_LIMIT, normalise_language, render, telegram_length
+from bot.status import chart_link, measurement_link
+from storage import events as event_store
+from storage import outbox
+from storage.db import transaction
+
+# how many networks and evidence links a message lists before "and N more": enough to act on,
+# short enough to read on a phone; cut further only when a message would pass Telegram's limit
+LIST_LIMITS = ((8, 3), (5, 3), (3, 2), (1, 1))
+NAME_CHARS = 40  # a registered network name can be a paragraph; the ASN identifies it anyway
+
+
+def alert_values(event: Event) -> dict[str, Any]:
+    """What the alert templates show for an event: names looked up, links built (no language yet)."""
+    country = catalog.find_country(event.country) or catalog.Country(event.country, event.country)
+    platform = catalog.PLATFORMS[event.platform]
+    last = event.ended or event.time
+    return {
+        "kind": event.kind,
+        "country": country,
+        "platform": platform,
+        "asns": _named(event.asns),
+        "added": _named(event.added),
+        "cleared": _named(event.cleared),
+        "method": event.method,
+        "since": event.since,
+        "time": event.time,
+        "ended": event.ended,
+        "duration": event.duration,
+        "anomalies": event.anomalies,
+        "measurements": event.measurements,
+        "confirmed": event.confirmed,
+        "intermittent": event.intermittent,
+        "evidence": [measurement_link(uid) for uid in event.evidence],
+        "chart": chart_link(event.country, event.platform, event.since, last),
+    }
+
+
+def _named(asns: Iterable[int]) -> list[tuple[int, str | None]]:
+    named = []
+    for asn in asns:
+        name = catalog.network_name(asn)
+        if name and len(name) > NAME_CHARS:
+            name = name[: NAME_CHARS - 1].rstrip() + "…"
+        named.append((asn, name))
+    return named
+
+
+def render_alert(event: Event, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The alert for an event in a language, in Telegram HTML, always within Telegram's 4096 characters."""
+    values = alert_values(event)
+    return render_fitting(f"alert_{event.kind}", lang, **values)
+
+
+def render_fitting(template: str, lang: str, **values: Any) -> str:
+    """Render with the longest lists that fit Telegram's limit; lists are cut whole, never mid-tag."""
+    for limit, evidence_limit in LIST_LIMITS:
+        text = render(template, lang, limit=limit, evidence_limit=evidence_limit, **values)
+        if telegram_length(text) <= TELEGRAM_LIMIT:
+            return text
+    raise ValueError(f"{template} does not fit in {TELEGRAM_LIMIT} characters even with the shortest lists")
+
+
+def queue_event(db, event: Event) -> int:
+    """Record the event and queue its alert for every active chat watching its country and platform.
+
+    One transaction: the event row, one rendered message per language the watchers read, one
+    delivery per watching, non-paused chat. Returns the number of deliveries queued.
+    """
+    with transaction(db):
+        [event_id] = event_store.record_events(db, [event])
+        by_language: dict[str, list[str | None]] = {}
+        for stored in outbox.watcher_languages(db, event.country, event.platform):
+            by_language.setdefault(normalise_language(stored), []).append(stored)
+        queued = 0
+        for lang, stored_values in sorted(by_language.items()):
+            text = render_alert(event, lang)
+            message_id = outbox.add_message(db, f"alert_{event.kind}", lang, text, ref=f"event:{event_id}")
+            queued += outbox.deliver_to_watchers(db, message_id, event.country, event.platform, stored_values)
+    return queued
+
+
+def queue_text(db, chat_ids: Iterable[int], texts: str | Mapping[str, str], *, kind: str, ref: str | None = None) -> int:
+    """Queue ready-made Telegram-HTML text for chats (admins' broadcasts, confirmed crowd findings).
+
+    `texts` is one text for everyone or {language: text}; a chat reading a language with no text
+    gets English, else the first given. Paused chats are skipped; with a `ref`, so are chats that
+    already got a message with that ref (queueing the same finding twice sends it once).
+    Returns the number of deliveries queued.
+    """
+    chat_ids = list(dict.fromkeys(chat_ids))
+    if isinstance(texts, str):
+        texts = {DEFAULT_LANGUAGE: texts}
+    if not texts:
+        raise ValueError("queue_text needs at least one text")
+    for text in texts.values():
+        if telegram_length(text) > TELEGRAM_LIMIT:
+            raise ValueError(f"a {kind} text is longer than Telegram's {TELEGRAM_LIMIT} characters")
+    fallback = DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in texts else next(iter(texts))
+    with transaction(db):
+        skip = outbox.chats_with_ref(db, ref) if ref is not None else set()
+        languages = _chat_languages(db, chat_ids)
+        by_text_language: dict[str, list[int]] = {}
+        for chat_id in chat_ids:
+            if chat_id in skip or languages.get(chat_id, (None, False))[1]:
+                continue
+            lang = normalise_language(languages.get(chat_id, (None, False))[0])
+            by_text_language.setdefault(lang if lang in texts else fallback, []).append(chat_id)
+        queued = 0
+        for lang, recipients in sorted(by_text_language.items()):
+            message_id = outbox.add_message(db, kind, lang, texts[lang], ref=ref)
+            queued += outbox.deliver_to_chats(db, message_id, recipients)
+    return queued
+
+
+def _chat_languages(db, chat_ids: list[int]) -> dict[int, tuple[str | None, bool]]:
+    """chat id → (stored language, paused) for the chats the bot knows."""
+    found: dict[int, tuple[str | None, bool]] = {}
+    for start in range(0, len(chat_ids), 500):  # SQLite caps the number of ? in one statement
+        chunk = chat_ids[start : start + 500]
+        rows = db.execute(
+            f"select id, language, paused from chats where id in ({', '.join('?' * len(chunk))})", chunk
+        ).fetchall()
+        found.update({row[0]: (row[1], bool(row[2])) for row in rows})
+    return found

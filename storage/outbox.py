@@ -1,0 +1,286 @@
+"""The outbox: messages waiting to be sent, and one delivery per (message, chat) with its fate.
+
+`outbox_messages` holds each rendered text once (one row per event or finding and language);
+`deliveries` holds who gets it and where that stands:
+
+    pending ──(the sender picks it)──► sending ──(Telegram accepted it)──► sent
+       ▲                                  │
+       └──── 429, timeout, network error ─┘    403 / chat gone ──► dropped    other 400 ──► failed
+
+A chat's deliveries go out in id order, one at a time: a delivery is due only when no earlier
+delivery of its chat is still pending or sending, and not before its `not_before` (Unix seconds),
+which carries the 1 message/s per chat spacing, Telegram's retry_after and the backoff.
+
+A row still `sending` when a process starts was handed to Telegram by a process that died before
+the answer was recorded: `recover` puts it back to pending, so it is sent again (at least once,
+never lost). That is the only way a message can reach a chat twice, and there is at most one such
+row per chat and no more than the sender's in-flight limit in all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from storage.db import transaction
+
+migrations = sqlite_utils.Migrations("outbox")
+
+PENDING, SENDING, SENT, DROPPED, FAILED = "pending", "sending", "sent", "dropped", "failed"
+
+
+@migrations()
+def create_outbox(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: ids only grow, so "earlier delivery" is "smaller id", even after deletes
+    db.execute(
+        "create table outbox_messages ("
+        " id integer primary key autoincrement,"
+        " kind text not null, ref text, lang text not null, text text not null, created_at text not null)"
+    )
+    db.execute("create index outbox_messages_ref on outbox_messages (ref)")
+    db.execute(
+        "create table deliveries ("
+        " id integer primary key autoincrement,"
+        " message_id integer not null references outbox_messages(id),"
+        " chat_id integer not null,"
+        " status text not null default 'pending',"
+        " attempts integer not null default 0,"
+        " not_before real not null default 0,"
+        " created_at text not null, sent_at text, telegram_message_id integer, error text,"
+        " unique (message_id, chat_id))"
+    )
+    db.execute("create index deliveries_queue on deliveries (status, id)")
+    db.execute("create index deliveries_chat on deliveries (chat_id, status, id)")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message on its way to one chat."""
+
+    id: int
+    chat_id: int
+    text: str
+    kind: str
+    attempts: int  # sends tried before this one
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --- queueing (inside the caller's transaction) ---------------------------------------------------
+
+
+def add_message(db: sqlite_utils.Database, kind: str, lang: str, text: str, ref: str | None = None) -> int:
+    cursor = db.execute(
+        "insert into outbox_messages (kind, ref, lang, text, created_at) values (?, ?, ?, ?, ?)",
+        [kind, ref, lang, text, _now()],
+    )
+    return cursor.lastrowid
+
+
+def watcher_languages(db: sqlite_utils.Database, country: str, platform: str) -> list[str | None]:
+    """The stored languages (as stored, None included) of the chats that would get an alert for the pair."""
+    return [
+        row[0]
+        for row in db.execute(
+            "select distinct chats.language from watches join chats on chats.id = watches.chat_id "
+            "where chats.paused = 0 and watches.country = ? and watches.platform = ?",
+            [country, platform],
+        ).fetchall()
+    ]
+
+
+def deliver_to_watchers(
+    db: sqlite_utils.Database, message_id: int, country: str, platform: str, languages: Iterable[str | None]
+) -> int:
+    """One delivery of the message to every active chat watching the pair whose stored language is one of
+    `languages` (the same chats as subscriptions.watchers, chosen in SQL: 100,000 watchers stay on disk)."""
+    languages = list(languages)
+    named = [lang for lang in languages if lang is not None]
+    conditions = []
+    if named:
+        conditions.append(f"chats.language in ({', '.join('?' * len(named))})")
+    if None in languages:
+        conditions.append("chats.language is null")
+    if not conditions:
+        return 0
+    cursor = db.execute(
+        "insert into deliveries (message_id, chat_id, created_at) "
+        "select ?, chats.id, ? from watches join chats on chats.id = watches.chat_id "
+        f"where chats.paused = 0 and watches.country = ? and watches.platform = ? and ({' or '.join(conditions)}) "
+        "order by chats.id",
+        [message_id, _now(), country, platform, *named],
+    )
+    return cursor.rowcount
+
+
+def deliver_to_chats(db: sqlite_utils.Database, message_id: int, chat_ids: Iterable[int]) -> int:
+    """One delivery of the message to each chat (a chat that already has it is skipped)."""
+    created = _now()
+    count = 0
+    for chat_id in chat_ids:
+        cursor = db.execute(
+            "insert into deliveries (message_id, chat_id, created_at) values (?, ?, ?) on conflict do nothing",
+            [message_id, chat_id, created],
+        )
+        count += cursor.rowcount
+    return count
+
+
+def chats_with_ref(db: sqlite_utils.Database, ref: str) -> set[int]:
+    """Chats that already have (or had) a delivery of a message with this ref: queueing it again skips them."""
+    return {
+        row[0]
+        for row in db.execute(
+            "select distinct deliveries.chat_id from deliveries join outbox_messages m on m.id = deliveries.message_id "
+            "where m.ref = ?",
+            [ref],
+        ).fetchall()
+    }
+
+
+# --- the sender's side ------------------------------------------------------------------------------------
+
+
+def recover(db: sqlite_utils.Database) -> list[int]:
+    """At start: deliveries left `sending` by a process that stopped mid-call go back to pending; their ids."""
+    with transaction(db):
+        ids = [row[0] for row in db.execute("select id from deliveries where status = 'sending' order by id").fetchall()]
+        db.execute("update deliveries set status = 'pending' where status = 'sending'")
+    return ids
+
+
+_DUE = (
+    "select d.id, d.chat_id, d.attempts, m.text, m.kind from deliveries d "
+    "join outbox_messages m on m.id = d.message_id "
+    "where d.status = 'pending' and d.not_before <= ? "
+    "and not exists (select 1 from deliveries e where e.chat_id = d.chat_id "
+    "and e.status in ('pending', 'sending') and e.id < d.id) "
+    "order by d.id limit ?"
+)
+
+
+def due(db: sqlite_utils.Database, now: float, limit: int) -> list[Delivery]:
+    """Deliveries that may go now, oldest first: the head of each chat's queue, if its time has come."""
+    return [Delivery(*row[:2], text=row[3], kind=row[4], attempts=row[2]) for row in db.execute(_DUE, [now, limit]).fetchall()]
+
+
+def next_due(db: sqlite_utils.Database) -> float | None:
+    """When the earliest waiting head of a chat's queue falls due (Unix seconds), None if nothing waits."""
+    row = db.execute(
+        "select min(d.not_before) from deliveries d where d.status = 'pending' "
+        "and not exists (select 1 from deliveries e where e.chat_id = d.chat_id "
+        "and e.status in ('pending', 'sending') and e.id < d.id)"
+    ).fetchone()
+    return row[0]
+
+
+def mark_sending(db: sqlite_utils.Database, delivery_id: int) -> bool:
+    """Just before the call to Telegram; False if the delivery is no longer pending (e.g. its chat was dropped)."""
+    cursor = db.execute(
+        "update deliveries set status = 'sending', attempts = attempts + 1 where id = ? and status = 'pending'",
+        [delivery_id],
+    )
+    return cursor.rowcount == 1
+
+
+def mark_sent(db: sqlite_utils.Database, delivery_id: int, telegram_message_id: int | None, now: float, spacing: float) -> None:
+    """Telegram accepted it; the chat's next delivery waits `spacing` seconds (Telegram's 1 message/s per chat)."""
+    with transaction(db):
+        db.execute(
+            "update deliveries set status = 'sent', sent_at = ?, telegram_message_id = ?, error = null where id = ?",
+            [_now(), telegram_message_id, delivery_id],
+        )
+        db.execute(
+            "update deliveries set not_before = max(not_before, ?) where id = ("
+            " select min(e.id) from deliveries e where e.status = 'pending'"
+            " and e.chat_id = (select chat_id from deliveries where id = ?))",
+            [now + spacing, delivery_id],
+        )
+
+
+def retry_later(db: sqlite_utils.Database, delivery_id: int, not_before: float, error: str) -> None:
+    """Back to the queue (429, timeout, network error): tried again from `not_before`, still first in its chat."""
+    db.execute(
+        "update deliveries set status = 'pending', not_before = ?, error = ? where id = ? and status = 'sending'",
+        [not_before, error[:500], delivery_id],
+    )
+
+
+def fail(db: sqlite_utils.Database, delivery_id: int, error: str) -> None:
+    """Telegram refused this message for good (a 400 that resending cannot fix)."""
+    db.execute("update deliveries set status = 'failed', error = ? where id = ?", [error[:500], delivery_id])
+
+
+def drop_chat(db: sqlite_utils.Database, chat_id: int, error: str) -> int:
+    """The chat is gone for us (the bot was blocked or removed): pause its watches, drop what waits for it."""
+    from storage import subscriptions
+
+    with transaction(db):
+        subscriptions.set_paused(db, chat_id, True)
+        cursor = db.execute(
+            "update deliveries set status = 'dropped', error = ? where chat_id = ? and status in ('pending', 'sending')",
+            [error[:500], chat_id],
+        )
+    return cursor.rowcount
+
+
+def move_chat(db: sqlite_utils.Database, old_id: int, new_id: int) -> int:
+    """A group became a supergroup: its watches and its waiting deliveries follow it to the new id, due now."""
+    from storage import subscriptions
+
+    with transaction(db):
+        subscriptions.move_chat(db, old_id, new_id)
+        cursor = db.execute(
+            "update or ignore deliveries set chat_id = ?, status = 'pending', not_before = 0 "
+            "where chat_id = ? and status in ('pending', 'sending')",
+            [new_id, old_id],
+        )
+        # the new id already had these messages: nothing more to send to the old one
+        db.execute(
+            "update deliveries set status = 'dropped', error = 'chat migrated' where chat_id = ? and status in ('pending', 'sending')",
+            [old_id],
+        )
+    return cursor.rowcount
+
+
+def forget_chat(db: sqlite_utils.Database, chat_id: int) -> int:
+    """/forgetme: every delivery to the chat, sent or not, is deleted."""
+    return db.execute("delete from deliveries where chat_id = ?", [chat_id]).rowcount
+
+
+def prune(db: sqlite_utils.Database, before: datetime) -> int:
+    """Forget finished deliveries created before `before`, and messages nobody references any more."""
+    stamp = before.astimezone(timezone.utc).isoformat(timespec="seconds")
+    with transaction(db):
+        count = db.execute(
+            "delete from deliveries where status in ('sent', 'dropped', 'failed') and created_at < ?", [stamp]
+        ).rowcount
+        db.execute(
+            "delete from outbox_messages where created_at < ? and not exists "
+            "(select 1 from deliveries where deliveries.message_id = outbox_messages.id)",
+            [stamp],
+        )
+    return count
+
+
+def counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """Deliveries by status, plus `backlog` (pending + sending): what /stats shows."""
+    found = dict(db.execute("select status, count(*) from deliveries group by status").fetchall())
+    result = {status: found.get(status, 0) for status in (PENDING, SENDING, SENT, DROPPED, FAILED)}
+    result["backlog"] = result[PENDING] + result[SENDING]
+    return result
+
+
+def deliveries_of(db: sqlite_utils.Database, chat_id: int | None = None) -> list[dict]:
+    """Every delivery (of one chat) with its message's kind, ref and language, oldest first (tests, /stats)."""
+    sql = (
+        "select d.*, m.kind, m.ref, m.lang from deliveries d join outbox_messages m on m.id = d.message_id"
+        + (" where d.chat_id = ?" if chat_id is not None else "")
+        + " order by d.id"
+    )
+    return list(db.query(sql, [chat_id] if chat_id is not None else []))
