@@ -1,0 +1,196 @@
+"""The live poller: every POLL_INTERVAL, ask OONI about every watched country and hand the events on.
+
+One cycle (`Poller.poll_once`): the watched (country, platforms) of chats that are not paused; per
+country one `OoniSource.observe()` (at most 3 requests, whatever the number of platforms or
+watchers); then, on the DB thread and in ONE transaction per country, each platform's stored state
+is loaded, run through the detector, saved, and every event is queued for its watchers
+(`notifier.queue_event`: the event row and its deliveries). So a crash between detecting and
+sending loses nothing, and a restart repeats nothing: the saved state already holds the change.
+A country whose source fails keeps its state (missing data is never an unblock) and the others go on.
+
+`blockwatch run` runs `Poller.run` in the background (`wire`); `blockwatch poll --once` runs
+one cycle from the command line (`poll_once_command`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from bot.backtest import event_text
+from bot.config import Settings
+from bot.detector import DEFAULT, Event, Thresholds, detect
+from bot.notifier import queue_event
+from bot.observations import Observation
+from bot.services import Services
+from bot.sources.ooni import OoniSource, SourceError
+from storage.db import Store, transaction
+from storage.states import load_state, save_state
+from storage.subscriptions import watched_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollResult:
+    """What one cycle did (/stats shows the last one)."""
+
+    started: datetime
+    finished: datetime
+    countries: int  # countries polled
+    requests: int  # HTTP requests sent to OONI, retries included
+    errors: int  # countries whose data could not be had (their state was kept)
+    events: list[Event] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # the country codes behind `errors`
+
+
+def _apply(
+    db: sqlite_utils.Database,
+    country: str,
+    platforms: list[str],
+    observations: list[Observation],
+    now: datetime,
+    thresholds: Thresholds,
+) -> list[Event]:
+    """One country's poll folded into its stored states, and its events queued — all or nothing (DB thread)."""
+    events: list[Event] = []
+    with transaction(db):
+        for platform in platforms:
+            mine = [o for o in observations if o.platform == platform]
+            state, new = detect(load_state(db, country, platform), mine, now, thresholds, country=country, platform=platform)
+            save_state(db, state)
+            for event in new:
+                queue_event(db, event)
+            events += new
+    return events
+
+
+class Poller:
+    """Polls OONI for every watched country, one cycle at a time; `last` is the latest cycle's result."""
+
+    def __init__(
+        self,
+        services: Services,
+        source: OoniSource | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        thresholds: Thresholds = DEFAULT,
+    ):
+        self.services = services
+        # one source (one HTTP session, one memory of details fetched) for the life of the process
+        self.source = source if source is not None else OoniSource(services.settings.ooni_api_url)
+        self._own_source = source is None
+        self.clock = clock
+        self.thresholds = thresholds
+        self.last: PollResult | None = None
+        self._warned_idle = False
+        self._logged_faults: set[str] = set()
+
+    def _log_fault(self, where: str, error: BaseException) -> None:
+        """An unexpected exception: the traceback once per kind, then a debug line (not every cycle)."""
+        kind = f"{where}:{type(error).__name__}"
+        if kind in self._logged_faults:
+            log.debug("%s failed again: %s: %s", where, type(error).__name__, error)
+            return
+        self._logged_faults.add(kind)
+        log.error("%s failed (%s: %s); going on, logged once", where, type(error).__name__, error, exc_info=error)
+
+    async def poll_once(self) -> PollResult:
+        started = self.clock()
+        store: Store = self.services.store
+        pairs = await store.run(watched_pairs)
+        if not pairs:
+            if not self._warned_idle:
+                log.warning("nothing is watched yet: the poller asks OONI nothing until a chat sends /watch")
+                self._warned_idle = True
+        else:
+            self._warned_idle = False
+        requests_before = self.source.requests_made
+        events: list[Event] = []
+        failed: list[str] = []
+        for country in sorted(pairs):
+            platforms = sorted(pairs[country])
+            now = self.clock()
+            try:
+                observations = await self.source.observe(country, platforms, now)
+                events += await store.run(_apply, country, platforms, observations, now, self.thresholds)
+            except SourceError as error:
+                failed.append(country)  # its state stays as it was: missing data is never an unblock
+                log.debug("%s: no data this cycle (%s)", country, error)
+            except Exception as error:  # one country's bad luck must not stop the others
+                failed.append(country)
+                self._log_fault(f"polling {country}", error)
+        for event in events:
+            log.info("event: %s", json.dumps(event.to_json(), ensure_ascii=False))
+        if events and (sender := self.services.extras.get("sender")) is not None:
+            await sender.wake()
+        result = PollResult(
+            started=started,
+            finished=self.clock(),
+            countries=len(pairs),
+            requests=self.source.requests_made - requests_before,
+            errors=len(failed),
+            events=events,
+            failed=failed,
+        )
+        self.last = result
+        # debug only: an outage is logged once by the source, not once per cycle here
+        log.debug(
+            "poll: %d countries, %d requests, %d events, no data from %s",
+            result.countries, result.requests, len(events), ", ".join(failed) or "none",
+        )
+        return result
+
+    async def run(self) -> None:
+        """Poll forever, a cycle every POLL_INTERVAL seconds (counted from each cycle's start)."""
+        interval = self.services.settings.poll_interval
+        try:
+            while True:
+                began = time.monotonic()
+                try:
+                    await self.poll_once()
+                except Exception as error:
+                    self._log_fault("poll cycle", error)
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
+        finally:
+            if self._own_source:
+                await self.source.close()
+
+
+def wire(services: Services) -> None:
+    """Add the poller to a running bot: its loop in the background, itself in extras for /stats."""
+    poller = Poller(services)
+    services.background.append(poller.run)
+    services.extras["poller"] = poller
+
+
+async def poll_once_command(settings: Settings, store: Store) -> int:
+    """`blockwatch poll --once`: one cycle, events printed and queued for the running bot's sender.
+
+    Exit 0, or 1 when every watched country failed."""
+    try:
+        async with OoniSource(settings.ooni_api_url) as source:
+            poller = Poller(Services(settings, store), source)
+            result = await poller.poll_once()
+    finally:
+        await store.close()
+    for event in result.events:
+        print(event_text(event) + "\n")
+    line = (
+        f"poll: {result.countries} countries, {result.requests} requests to OONI, "
+        f"{result.errors} errors, {len(result.events)} events"
+    )
+    if result.failed:
+        line += f" (no data from {', '.join(result.failed)})"
+    if not result.countries:
+        line += " — nothing is watched: a chat must send /watch first"
+    print(line)
+    sys.stdout.flush()
+    return 1 if result.countries and result.errors == result.countries else 0

@@ -1,0 +1,289 @@
+"""The live poller against the fake OONI API and a real SQLite store: cycles, restarts, outages, cost.
+
+The fake holds what OONI would hold at the poller's (injected) clock: rows are added as it moves.
+The data: a day of OK TikTok measurements on Azerbaijan's five networks, then the September 2022
+block (re-dated real rows, tests/fakes/ooni.py) from 2022-09-14 06:00 to 2022-09-16 12:00.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.config import Settings
+from bot.poller import Poller
+from bot.services import Services
+from bot.sources.ooni import OoniSource
+from storage.db import Store
+from storage.events import recent_events
+from storage.states import load_state
+from storage.subscriptions import add_watches, ensure_chat
+from tests.fakes.ooni import AZ_BLOCKED_ASNS, AZ_OK_ASNS, FakeOoni, az_tiktok_episode
+from tests.harness import running_bot
+
+UTC = timezone.utc
+LEAD_IN = datetime(2022, 9, 13)  # naive UTC, as the episode builder takes it
+BLOCK_START = datetime(2022, 9, 14, 6, tzinfo=UTC)
+BLOCK_END = datetime(2022, 9, 16, 12, tzinfo=UTC)
+
+
+def rows_until_block():
+    """A day and six hours of OK measurements on every network before the block begins."""
+    return az_tiktok_episode(LEAD_IN, LEAD_IN, after=timedelta(hours=30), blocked_asns=(), ok_asns=AZ_BLOCKED_ASNS + AZ_OK_ASNS, seed=13)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return sorted(rows_until_block() + az_tiktok_episode(after=timedelta(hours=24)), key=lambda r: r["measurement_start_time"])
+
+
+class Clock:
+    """The poller's clock; moving it publishes the rows OONI would have received by then."""
+
+    def __init__(self, fake: FakeOoni, rows: list[dict], now: datetime):
+        self.fake, self.rows, self.published = fake, rows, 0
+        self.now = now
+        self.move(now)
+
+    def move(self, now: datetime) -> None:
+        self.now = now
+        cutoff = now.strftime("%Y-%m-%d %H:%M:%S")
+        start = self.published
+        while self.published < len(self.rows) and self.rows[self.published]["measurement_start_time"] < cutoff:
+            self.published += 1
+        self.fake.add_rows(self.rows[start:self.published])
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def no_sleep(_delay: float) -> None:
+    pass
+
+
+async def open_store(path, watches=(("AZ", "tiktok"),)) -> Store:
+    store = await Store.open(path)
+    await store.run(ensure_chat, 42, "private")
+    for country, platform in watches:
+        await store.run(add_watches, 42, country, [platform])
+    return store
+
+
+def services_for(store: Store, fake: FakeOoni, **settings) -> Services:
+    return Services(Settings(ooni_api_url=fake.url, database_path=store.path, **settings), store)
+
+
+def stored_kinds(store_db) -> list[str]:
+    return [e["kind"] for e in reversed(recent_events(store_db, limit=1000))]
+
+
+async def test_cycles_before_and_during_the_block_raise_one_blocked_event_and_persist_the_state(tmp_path, rows):
+    async with FakeOoni() as fake:
+        clock = Clock(fake, rows, BLOCK_START - timedelta(hours=1))
+        store = await open_store(tmp_path / "bw.db")
+        try:
+            async with OoniSource(fake.url, sleep=no_sleep) as source:
+                poller = Poller(services_for(store, fake), source, clock=clock)
+                before = await poller.poll_once()
+                assert (before.countries, before.errors, before.events) == (1, 0, [])
+                state = await store.run(load_state, "AZ", "tiktok")
+                assert state is not None and not state.blocked and state.last_data is not None  # seen, and fine
+
+                results = []
+                for hours in range(1, 19, 2):  # every two hours into the block
+                    clock.move(BLOCK_START + timedelta(hours=hours))
+                    results.append(await poller.poll_once())
+                    assert poller.last is results[-1]
+        finally:
+            kinds = await store.run(stored_kinds)
+            state = await store.run(load_state, "AZ", "tiktok")
+            await store.close()
+    events = [e for r in results for e in r.events]
+    assert [e.kind for e in events if e.kind != "changed"] == ["blocked"]
+    assert kinds == [e.kind for e in events]  # what was raised is what was stored
+    blocked = next(e for e in events if e.kind == "blocked")
+    assert {29049, 31721} & set(blocked.asns) and not set(blocked.asns) & set(AZ_OK_ASNS)
+    assert blocked.method == "tls" and blocked.evidence
+    assert state.blocked and set(state.blocked_asns) == set(AZ_BLOCKED_ASNS)  # the state outlives the process
+    assert all(r.errors == 0 for r in results)
+
+
+async def test_a_restart_on_the_same_database_repeats_no_event(tmp_path, rows):
+    path = tmp_path / "bw.db"
+    async with FakeOoni() as fake:
+        clock = Clock(fake, rows, BLOCK_START + timedelta(hours=12))
+        store = await open_store(path)
+        async with OoniSource(fake.url, sleep=no_sleep) as source:
+            first = await Poller(services_for(store, fake), source, clock=clock).poll_once()
+        await store.close()
+        assert [e.kind for e in first.events] == ["blocked"]
+
+        store = await Store.open(path)  # a new process: new source, new poller, same data and clock
+        try:
+            async with OoniSource(fake.url, sleep=no_sleep) as source:
+                again = await Poller(services_for(store, fake), source, clock=clock).poll_once()
+                clock.move(clock.now + timedelta(hours=1))
+                later = await Poller(services_for(store, fake), source, clock=clock).poll_once()
+            kinds = await store.run(stored_kinds)
+        finally:
+            await store.close()
+    assert again.events == [] and later.events == []
+    assert kinds == ["blocked"]
+
+
+async def test_an_outage_during_a_block_keeps_it_blocked_and_counts_an_error(tmp_path, rows):
+    async with FakeOoni() as fake:
+        clock = Clock(fake, rows, BLOCK_START + timedelta(hours=12))
+        store = await open_store(tmp_path / "bw.db", watches=(("AZ", "tiktok"), ("AM", "tiktok")))
+        try:
+            async with OoniSource(fake.url, sleep=no_sleep) as source:
+                poller = Poller(services_for(store, fake), source, clock=clock)
+                assert [e.kind for e in (await poller.poll_once()).events] == ["blocked"]
+                before = (await store.run(load_state, "AZ", "tiktok")).to_dict()
+
+                fake.outage(True)
+                clock.move(BLOCK_END + timedelta(days=4))  # long past the block: only data could clear it
+                during = await poller.poll_once()
+                after = (await store.run(load_state, "AZ", "tiktok")).to_dict()
+                fake.outage(False)
+            kinds = await store.run(stored_kinds)
+        finally:
+            await store.close()
+    assert during.events == []
+    assert (during.countries, during.errors, sorted(during.failed)) == (2, 2, ["AM", "AZ"])
+    assert during.requests > 0  # it did try (and retry)
+    assert after == before  # state untouched: missing data is never an unblock
+    assert kinds == ["blocked"]
+
+
+async def test_a_cycle_costs_at_most_three_requests_per_country(tmp_path, rows):
+    watches = [("AZ", p) for p in ("tiktok", "whatsapp", "telegram", "facebook", "youtube")] + [("AM", "tiktok"), ("RU", "signal")]
+    async with FakeOoni() as fake:
+        clock = Clock(fake, rows, BLOCK_START - timedelta(hours=1))
+        store = await open_store(tmp_path / "bw.db", watches=watches)
+        for chat in (43, 44):  # more watchers of the same pairs cost nothing more
+            await store.run(ensure_chat, chat, "private")
+            await store.run(add_watches, chat, "AZ", ["tiktok", "whatsapp"])
+        costs = []
+        try:
+            async with OoniSource(fake.url, sleep=no_sleep) as source:
+                poller = Poller(services_for(store, fake), source, clock=clock)
+                for hours in range(0, 30, 3):
+                    clock.move(BLOCK_START + timedelta(hours=hours))
+                    sent = len(fake.requests)
+                    result = await poller.poll_once()
+                    per_country: dict[str, int] = {}
+                    for _, query in fake.requests[sent:]:
+                        per_country[query["probe_cc"]] = per_country.get(query["probe_cc"], 0) + 1
+                    assert result.requests == len(fake.requests) - sent
+                    assert max(per_country.values()) <= 3, per_country
+                    costs.append(result.requests)
+        finally:
+            await store.close()
+    assert all(1 * 3 <= cost <= 3 * 3 for cost in costs), costs  # three countries: 3 to 9 a cycle
+
+
+async def test_the_loop_logs_a_failing_cycle_once_goes_on_and_stops_cleanly(tmp_path, rows, caplog):
+    async with FakeOoni() as fake:
+        clock = Clock(fake, rows, BLOCK_START + timedelta(hours=12))
+        store = await open_store(tmp_path / "bw.db")
+        try:
+            await store.run(lambda db: db.execute("alter table watches rename to watches_away"))  # every cycle fails
+            poller = Poller(services_for(store, fake, poll_interval=0.01), clock=clock)
+            with caplog.at_level(logging.DEBUG, logger="bot.poller"):
+                task = asyncio.create_task(poller.run())
+                await asyncio.sleep(0.3)
+                failing = [r for r in caplog.records if r.levelno >= logging.ERROR]
+                assert len(failing) == 1 and "poll cycle failed" in failing[0].getMessage()
+                assert len([r for r in caplog.records if "failed again" in r.getMessage()]) >= 3  # it kept trying
+
+                await store.run(lambda db: db.execute("alter table watches_away rename to watches"))
+                for _ in range(100):  # the loop recovers by itself: the next cycles poll and detect
+                    if kinds := await store.run(stored_kinds):
+                        break
+                    await asyncio.sleep(0.02)
+                assert kinds == ["blocked"] and poller.last.errors == 0
+                session = poller.source._session
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            assert session is not None and session.closed  # cancelling it closed its HTTP session
+        finally:
+            await store.close()
+
+
+async def test_poll_once_cli_prints_the_event_and_queues_it(tmp_path):
+    # `poll --once` runs on the real clock: the block is re-dated to yesterday and today
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    rows = az_tiktok_episode(today - timedelta(days=1), today + timedelta(days=1), after=timedelta(0))
+    database = tmp_path / "bw.db"
+    store = await open_store(database)
+    await store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_", "POLL_"))}
+    async with FakeOoni(rows) as fake:
+        env.update(OONI_API_URL=fake.url, DATABASE_PATH=str(database), LOG_LEVEL="WARNING")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "poll", "--once", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    out, err = out.decode(), err.decode()
+    assert process.returncode == 0, err
+    assert "TikTok — Azerbaijan (AZ): signs of blocking" in out
+    assert "AS29049 Delta Telecom" in out and "(https://explorer.ooni.org/m/" in out
+    assert out.strip().splitlines()[-1].startswith("poll: 1 countries, 3 requests to OONI, 0 errors, 1 events")
+    store = await Store.open(database)
+    try:
+        kinds = await store.run(stored_kinds)
+        pending = await store.run(lambda db: db.execute("select count(*) from deliveries where chat_id = 42 and status = 'pending'").fetchone()[0])
+    finally:
+        await store.close()
+    assert kinds == ["blocked"]
+    assert pending == 1  # queued for the running bot's sender
+
+
+async def test_poll_once_cli_exits_1_when_every_country_fails(tmp_path):
+    database = tmp_path / "bw.db"
+    store = await open_store(database)
+    await store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_", "POLL_"))}
+    async with FakeOoni() as fake:
+        fake.fail_next(1, status=400)  # refused: not retried, so the test stays quick
+        env.update(OONI_API_URL=fake.url, DATABASE_PATH=str(database), LOG_LEVEL="ERROR")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "poll", "--once", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 1, err.decode()
+    assert out.decode().strip() == "poll: 1 countries, 1 requests to OONI, 1 errors, 0 events (no data from AZ)"
+
+
+async def test_a_watching_chat_gets_the_blocked_alert_from_the_running_bot(telegram, tmp_path):
+    """End to end: /watch in a chat → the poller (every 0.2 s) finds the block → the sender delivers it."""
+    from bot import poller, sender
+
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    rows = az_tiktok_episode(today - timedelta(days=1), today + timedelta(days=1), after=timedelta(0))
+    async with FakeOoni(rows) as fake:
+        async with running_bot(
+            telegram, tmp_path / "bw.db", wire=(poller.wire, sender.wire), poll_interval=0.2, ooni_api_url=fake.url,
+        ) as bot:
+            reply = await bot.say("/watch AZ tiktok", chat_id=100)
+            assert "Watching Azerbaijan (AZ): TikTok" in reply.text
+
+            def alert(call) -> bool:
+                return call.text is not None and "signs of blocking" in call.text and "AS29049" in call.text
+
+            [message] = await telegram.wait_for(alert, chat_id=100, timeout=15)
+            assert message.params.get("parse_mode") == "HTML"
+            assert "TLS" in message.text and "explorer.ooni.org/m/" in message.params["text"]
+            cycles = bot.services.extras["poller"].source.requests_made
+            await asyncio.sleep(1.0)  # a few more cycles over the same data
+            assert bot.services.extras["poller"].source.requests_made > cycles  # it kept polling...
+            assert len([c for c in telegram.sent(100) if alert(c)]) == 1  # ...and sent the alert once
