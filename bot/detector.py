@@ -6,9 +6,11 @@ the events to announce. No I/O and no clock, so the live poller and the backtest
 and tests drive it with any history.
 
 Per network (ASN) the state is ok, blocked or unknown (too little data to say). A network becomes
-blocked when, in the recent window, most valid measurements show signs of blocking — with at least
-a minimum number of valid measurements and of anomalies, so thin data cannot decide. It is cleared
-only after a sustained period of mostly OK valid data (hysteresis), never by a gap in the data.
+blocked when a recent stretch of its data (ending with the newest bucket, within the last day) is
+mostly anomalous, with enough valid measurements and anomalies that background noise could hardly
+have made it (a binomial bar against the real background rate), so thin data cannot decide on its
+own. It is cleared only after a sustained, well-covered period of mostly OK valid data in which the
+block never showed itself (hysteresis), and never by a gap in the data.
 Events are per (country, platform) and list every blocked network: `blocked` when the first network
 is blocked, `changed` when the set changes while something stays blocked, `unblocked` when the last
 one clears.
@@ -66,7 +68,9 @@ class Thresholds:
     clear_after: timedelta = timedelta(hours=48)
     # Once a block has been seen to come and go, it must stay off over a weekend (Fri evening to Mon).
     clear_after_intermittent: timedelta = timedelta(hours=72)
-    # A bucket with this many anomalies, mostly anomalous, inside the clearing window means "not over".
+    # A bucket with at least this many anomalies, mostly anomalous, means "not over yet": the block
+    # must be absent for the whole clearing window (an exam hour or a blocked day resets it), while
+    # a single stray anomaly (a 1-of-1 bucket) does not.
     burst_anomalies: int = 2
     # An OK stretch between anomalous buckets marks a block intermittent only with this much data...
     intermittent_min_ok: int = 3
@@ -160,15 +164,17 @@ class NetworkState:
     anomalies: int = 0  # over the window the status rests on (detect window; clear window once cleared)
     measurements: int = 0  # valid measurements over that window
     confirmed: bool = False  # OONI confirmed a block page during this block
-    intermittent: bool = False  # OK stretches interleaved with anomalous ones during this block
-    last_anomalous: datetime | None = None  # end of the newest mostly-anomalous bucket of this block
+    intermittent: bool = False  # the block came back after a real OK stretch (sticky for this block)
+    last_anomalous: datetime | None = None  # end of the newest bucket where this block showed itself
     # running sums over `buckets`, kept by _put/_prune so a quiet network costs O(1) per poll
-    valid_total: int = field(default=0, repr=False)
-    signs_total: int = field(default=0, repr=False)
+    valid_total: int = field(default=0, init=False, repr=False)
+    signs_total: int = field(default=0, init=False, repr=False)
+    expires: datetime | None = field(default=None, init=False, repr=False)  # end of the oldest bucket
 
     def __post_init__(self) -> None:
         self.valid_total = sum(b.valid for b in self.buckets.values())
         self.signs_total = sum(b.signs for b in self.buckets.values())
+        self.expires = next(iter(self.buckets.values())).end if self.buckets else None
 
     @property
     def blocked(self) -> bool:
@@ -223,7 +229,7 @@ class BlockState:
 
     @property
     def blocked_asns(self) -> tuple[int, ...]:
-        return tuple(sorted(asn for asn, net in self.networks.items() if net.status == BLOCKED))
+        return tuple(sorted([asn for asn, net in self.networks.items() if net.status == BLOCKED]))
 
     @property
     def blocked(self) -> bool:
@@ -397,12 +403,14 @@ def detect(
             _follow_block(net, now, th)
             _try_clear(net, now, th)
             continue
-        _prune(net, window_start)  # what is left is the window: the running sums are its totals
-        if not net.buckets:  # nothing left to remember about it
-            del networks[asn]
+        if asn not in changed:
+            # Without new data an ok/unknown network cannot become blocked (the window only loses
+            # old buckets), so it is left as it is — re-judged when data comes, forgotten when stale.
+            if _prune(net, retention_start) and not net.buckets:
+                del networks[asn]
             continue
-        # without new data a network cannot become blocked: the window only loses old buckets
-        if asn in changed and net.signs_total >= need_least and _try_block(net, now, th):
+        _prune(net, window_start)  # what is left is the window: the running sums are its totals
+        if net.signs_total >= need_least and _try_block(net, now, th):
             continue
         net.anomalies, net.measurements = net.signs_total, net.valid_total
         status = OK if net.valid_total >= th.min_valid else UNKNOWN
@@ -455,6 +463,8 @@ def _put(net: NetworkState, b: Bucket) -> bool:
         net.signs_total += b.signs - old.signs
         return True
     if old is None and (not buckets or buckets[next(reversed(buckets))].end <= b.start):
+        if not buckets:
+            net.expires = b.end
         buckets[b.start] = b  # the usual case: a new bucket after all the others
         net.valid_total += b.valid
         net.signs_total += b.signs
@@ -465,19 +475,25 @@ def _put(net: NetworkState, b: Bucket) -> bool:
     net.buckets = {x.start: x for x in kept}
     net.valid_total = sum(x.valid for x in kept)
     net.signs_total = sum(x.signs for x in kept)
+    net.expires = kept[0].end
     return True
 
 
-def _prune(net: NetworkState, cutoff: datetime) -> None:
+def _prune(net: NetworkState, cutoff: datetime) -> bool:
     """Forget buckets that ended at or before `cutoff` (ascending order: they are at the front)."""
+    if net.expires is None or net.expires > cutoff:
+        return False  # the common case, decided without touching the buckets
     buckets = net.buckets
     while buckets:
         first = buckets[next(iter(buckets))]
         if first.end > cutoff:
-            break
+            net.expires = first.end
+            return True
         del buckets[first.start]
         net.valid_total -= first.valid
         net.signs_total -= first.signs
+    net.expires = None
+    return True
 
 
 def _anomalous(b: Bucket, th: Thresholds) -> bool:
@@ -515,13 +531,20 @@ def _try_block(net: NetworkState, now: datetime, th: Thresholds) -> bool:
     return True
 
 
+def _shows_block(b: Bucket, previous_anomalous: bool, th: Thresholds) -> bool:
+    """The block showing itself in a bucket: mostly anomalous with a few anomalies, or right after
+    another mostly anomalous bucket. A lone stray anomaly (1 of 1) does not."""
+    return _anomalous(b, th) and (b.signs >= th.burst_anomalies or previous_anomalous)
+
+
 def _follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
-    """Keep a blocked network's numbers, method, evidence and intermittency up to date."""
+    """Keep a blocked network's numbers, method, evidence, end and intermittency up to date."""
     lo = now - th.window
     valid = signs = 0
     methods: dict[str, int] = {}
     evidence: list[str] = []
-    seen_anomalous = False
+    fallback: list[str] = []  # uids of lone anomalies, if the block never showed more
+    shown = previous = False
     ok_valid = 0
     ok_from = ok_to = None
     for b in net.buckets.values():
@@ -534,43 +557,47 @@ def _follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
                 methods[b.method] = methods.get(b.method, 0) + b.signs
         if b.confirmed:
             net.confirmed = True
-        if _anomalous(b, th):
-            if (
-                seen_anomalous
-                and ok_valid >= th.intermittent_min_ok
-                and ok_to - ok_from >= th.intermittent_min_gap
-            ):
-                net.intermittent = True
-            seen_anomalous = True
+        if _shows_block(b, previous, th):
+            if shown and ok_valid >= th.intermittent_min_ok and ok_to - ok_from >= th.intermittent_min_gap:
+                net.intermittent = True  # it came back after a real OK stretch
+            shown = True
             ok_valid, ok_from, ok_to = 0, None, None
             if net.last_anomalous is None or b.end > net.last_anomalous:
                 net.last_anomalous = b.end
+            evidence[:0] = b.evidence  # newest first
         elif _clean(b, th):
             ok_valid += b.valid
             ok_from = ok_from or b.start
             ok_to = b.end
-        if b.evidence:
-            evidence[:0] = b.evidence  # newest first
+        elif _anomalous(b, th):
+            fallback[:0] = b.evidence
+        previous = _anomalous(b, th)
     net.anomalies, net.measurements = signs, valid
     if methods:
         net.methods = methods
         net.method = _argmax(methods)
-    if evidence:
-        net.evidence = tuple(evidence[: th.evidence_per_network])
+    if evidence or fallback:
+        net.evidence = tuple((evidence or fallback)[: th.evidence_per_network])
 
 
 def _try_clear(net: NetworkState, now: datetime, th: Thresholds) -> None:
-    """blocked → ok after a sustained, well-covered stretch of mostly OK valid data; gaps never clear."""
+    """blocked → ok after a sustained, well-covered stretch of mostly OK valid data; gaps never clear.
+
+    Over the whole clearing window (48 h, 72 h once the block came and went): the block never
+    showed itself, at most `clear_ratio` of at least `clear_min_valid` valid measurements were
+    anomalous, and the data reaches from near the window's start to near now."""
     span = th.clear_after_intermittent if net.intermittent else th.clear_after
     lo = now - span
-    slack = span / 4  # the OK data must reach back near the window's start and forward near now
+    slack = span / 4
     valid = signs = 0
     first_start = last_end = None
+    previous = False
     for b in net.buckets.values():
         if b.end <= lo or b.start >= now or b.valid == 0:
             continue
-        if b.signs >= th.burst_anomalies and _anomalous(b, th):
-            return
+        if _shows_block(b, previous, th):
+            return  # the block showed itself inside the window: not over
+        previous = _anomalous(b, th)
         valid += b.valid
         signs += b.signs
         first_start = first_start or b.start

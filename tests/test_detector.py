@@ -443,6 +443,8 @@ def test_a_new_bucket_size_replaces_the_overlapping_old_buckets():
 def test_networks_that_leave_the_window_are_forgotten_unless_blocked():
     state, _ = detect(None, [obs(DELTA, h(0), 10, 0), obs(AZERCELL, h(0), 10, 10)], h(1))
     state, _ = detect(state, [], h(60))
+    assert set(state.networks) == {DELTA, AZERCELL}  # DELTA's last data is still recent
+    state, _ = detect(state, [], h(1) + DEFAULT.retention)
     assert set(state.networks) == {AZERCELL}
     assert state.blocked_asns == (AZERCELL,)
 
@@ -488,3 +490,32 @@ def test_unblocked_json_carries_the_duration():
     assert line["kind"] == "unblocked" and line["asns"] == [AZERCELL] and line["cleared"] == [AZERCELL]
     assert line["duration_seconds"] == 3600
     assert line["method"] == "tls"
+
+
+def test_a_stray_anomaly_while_clearing_neither_holds_the_block_nor_moves_its_end():
+    state, _ = detect(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
+    events = []
+    for k in range(1, 80):
+        stray = k == 30
+        state, events = detect(state, [obs(AZERCELL, h(k), 1 if stray else 6, 1 if stray else 0,
+                                           uids=("stray",) if stray else ())], h(k + 1))
+        if events:
+            break
+    assert [e.kind for e in events] == ["unblocked"]
+    assert events[0].ended == h(1) and events[0].duration == HOUR
+    assert events[0].time <= h(1) + DEFAULT.clear_after + HOUR
+    assert "stray" not in events[0].evidence and events[0].intermittent is False
+
+
+def test_the_block_showing_again_while_clearing_restarts_the_clearing_window():
+    state, _ = detect(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
+    events = []
+    for k in range(1, 120):
+        again = k == 30  # one probe run, mostly anomalous again
+        state, events = detect(state, [obs(AZERCELL, h(k), 6, 4 if again else 0)], h(k + 1))
+        if events:
+            break
+    assert [e.kind for e in events] == ["unblocked"]
+    assert events[0].ended == h(31)
+    assert events[0].time >= h(31) + DEFAULT.clear_after_intermittent  # it came back: intermittent
+    assert events[0].intermittent is True
