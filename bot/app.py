@@ -13,6 +13,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     BaseUpdateProcessor,
+    CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
     MessageHandler,
@@ -20,7 +21,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot.handlers import chat, fallback, membership, start, watch
+from bot.handlers import admin, chat, fallback, membership, report, start, watch
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ MENU = [
     BotCommand("unwatch", "Stop alerts: /unwatch AZ tiktok or /unwatch all"),
     BotCommand("watches", "What this chat watches, and how it stands"),
     BotCommand("status", "Is it blocked now? /status AZ tiktok"),
+    BotCommand("report", "Report a problem you see: /report AZ whatsapp slow"),
     BotCommand("language", "Language of messages: /language az"),
     BotCommand("forgetme", "Delete everything the bot keeps about you"),
     BotCommand("help", "What the bot does, with examples"),
@@ -72,11 +74,20 @@ def add_handlers(application: Application) -> None:
         ("status",): watch.status,
         ("language",): chat.language,
         ("forgetme",): chat.forget_me,
+        ("report",): report.report,
+        ("signals",): report.list_signals,
+        ("confirm",): report.confirm,
+        ("dismiss",): report.dismiss,
+        ("broadcast",): admin.broadcast,
+        ("stats",): admin.stats,
     }
     for names, callback in commands.items():
         application.add_handler(CommandHandler(list(names), callback, filters=new_messages))
+    application.add_handler(CallbackQueryHandler(admin.broadcast_button, pattern=f"^{admin.CALLBACK_PREFIX}:"))
+    application.add_handler(CallbackQueryHandler(report.report_button, pattern=f"^{report.CALLBACK_PREFIX}:"))
     application.add_handler(ChatMemberHandler(membership.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     # the catch-alls last: in one group only the first handler that matches runs
+    application.add_handler(CallbackQueryHandler(fallback.unknown_button))
     application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, fallback.edited))
     application.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POSTS, fallback.channel_post))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, fallback.unknown_command))
@@ -121,6 +132,7 @@ def build_application(
         builder = builder.request(request).get_updates_request(updates_request or request)
     application = builder.build()
     application.bot_data["services"] = services
+    report.wire(services)  # reporters' pseudonyms, /forgetme's eraser of reports, the purge loop
     services.extras["application"] = application  # the sender sends through this Application's bot
     add_handlers(application)
     return application

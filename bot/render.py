@@ -198,3 +198,7 @@ def render(template: str, lang: str = DEFAULT_LANGUAGE, **values) -> str:
         _RENDERING.reset(token)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
+
+def render_plain(template: str, lang: str = DEFAULT_LANGUAGE, **values) -> str:
+    """For places Telegram shows as plain text (button labels, callback notices): no tags, no entities."""
+    return html.unescape(re.sub(r"<[^>]+>", "", render(template, lang, **values)))

@@ -10,8 +10,9 @@ from telegram import Chat, Update
 from telegram.error import Forbidden
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import reply
+from bot.handlers.common import language_of, reply
 from bot.parsing import MAX_ARGUMENT_TEXT
+from bot.render import render_plain
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ async def not_a_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await reply(update, context, "errors", kind="not_a_command", command="")
     else:
         await reply(update, context, "errors", kind="not_text", command="")
+
+
+async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press on a button no handler knows (an old message, or forged data): say so, change nothing."""
+    await update.callback_query.answer(render_plain("notice", await language_of(update, context), kind="stale_button"))
 
 
 async def edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

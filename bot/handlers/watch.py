@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from telegram import Update
 from telegram.ext import ContextTypes
 
@@ -9,7 +11,9 @@ from bot import catalog
 from bot.handlers.common import chat_row, refuse_unless_admin, reply, reply_error, services
 from bot.parsing import BadInput, check_length, parse_status, parse_watch, split_args
 from bot.status import load_statuses
-from storage import subscriptions
+from storage import findings, subscriptions
+
+FINDINGS_SHOWN_FOR = timedelta(days=7)  # a journalist asking later still sees what admins confirmed
 
 
 async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -91,5 +95,9 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except BadInput as error:
         await reply_error(update, context, error, "status")
         return
-    statuses = await services(context).store.run(load_statuses, request.country.code, request.platforms)
-    await reply(update, context, "status", country=request.country, statuses=statuses)
+    store = services(context).store
+    statuses = await store.run(load_statuses, request.country.code, request.platforms)
+    platform = None if request.all_platforms else request.platforms[0]
+    since = datetime.now(timezone.utc) - FINDINGS_SHOWN_FOR
+    recent = await store.run(findings.recent_findings, request.country.code, platform, since)
+    await reply(update, context, "status", country=request.country, statuses=statuses, findings=recent)
