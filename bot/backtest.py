@@ -10,10 +10,8 @@ It uses no Telegram and never opens the bot's database: the detector's state liv
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import logging
-import re
 import sys
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
@@ -24,6 +22,7 @@ from bot.config import Settings
 from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
 from bot.observations import Observation
 from bot.sources.ooni import OoniSource, SourceError
+from bot.notifier import event_text
 
 log = logging.getLogger(__name__)
 
@@ -106,23 +105,6 @@ def replay(
         if now >= end:
             return events
         k += 1
-
-
-_LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
-_TAG = re.compile(r"<[^>]+>")
-
-
-def terminal_text(text: str) -> str:
-    """Telegram HTML → plain text: tags go, entities are decoded, each link is followed by its address."""
-    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
-    return html.unescape(_TAG.sub("", text))
-
-
-def event_text(event: Event, lang: str = "en") -> str:
-    """The alert the bot would send for an event (templates/alert_*.html), as a terminal shows it."""
-    from bot.notifier import render_alert
-
-    return terminal_text(render_alert(event, lang))
 
 
 def print_events(events: list[Event], as_json: bool, out: TextIO) -> None:

@@ -8,10 +8,8 @@ The real python-telegram-bot Application runs unchanged; only its HTTP layer is 
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
 import json
-import re
 import sys
 import time
 from typing import Any, TextIO
@@ -20,16 +18,11 @@ from telegram import Update
 from telegram.request import BaseRequest, RequestData
 
 from bot.app import build_application
+from bot.render import to_terminal
 from bot.services import Services
 
 CONSOLE_TOKEN = "1:console"
 BOT_USER = {"id": 1, "is_bot": True, "first_name": "Blockwatch", "username": "blockwatch_console_bot"}
-
-
-def html_to_terminal(text: str) -> str:
-    """Telegram HTML → plain text: links keep their address, tags go, entities are decoded."""
-    text = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} <{html.unescape(m.group(1))}>", text, flags=re.S)
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 class ConsoleRequest(BaseRequest):
@@ -58,12 +51,12 @@ class ConsoleRequest(BaseRequest):
             "date": int(time.time()),
             "chat": self.chat,
             "from": BOT_USER,
-            "text": html_to_terminal(str(params.get("text", ""))),
+            "text": to_terminal(str(params.get("text", ""))),
         }
 
     def _show(self, text: str, markup: Any, message_id: int, edited: bool = False) -> None:
         prefix = "bot (edited)> " if edited else "bot> "
-        lines = html_to_terminal(text).splitlines() or [""]
+        lines = to_terminal(text).splitlines() or [""]
         print(prefix + lines[0], *("     " + line for line in lines[1:]), sep="\n", file=self.out)
         if isinstance(markup, str):
             markup = json.loads(markup)

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot import catalog
 from bot.detector import Event
-from bot.render import DEFAULT_LANGUAGE, TELEGRAM_LIMIT, normalise_language, render, telegram_length
+from bot.render import DEFAULT_LANGUAGE, TELEGRAM_LIMIT, normalise_language, render, telegram_length, to_terminal
 from bot.status import chart_link, measurement_link
 from storage import events as event_store
 from storage import outbox
@@ -141,3 +141,8 @@ def _chat_languages(db, chat_ids: list[int]) -> dict[int, tuple[str | None, bool
         ).fetchall()
         found.update({row[0]: (row[1], bool(row[2])) for row in rows})
     return found
+
+
+def event_text(event: Event, lang: str = "en") -> str:
+    """The alert the bot would send for an event, as a terminal shows it (poll --once, backtest)."""
+    return to_terminal(render_alert(event, lang))

@@ -25,10 +25,9 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-from bot.backtest import event_text
 from bot.config import Settings
 from bot.detector import DEFAULT, Event, Thresholds, detect
-from bot.notifier import queue_event
+from bot.notifier import event_text, queue_event
 from bot.observations import Observation
 from bot.services import Services
 from bot.sources.ooni import OoniSource, SourceError

@@ -199,6 +199,16 @@ def render(template: str, lang: str = DEFAULT_LANGUAGE, **values) -> str:
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
+_LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def to_terminal(text: str) -> str:
+    """Telegram HTML → plain text: tags go, entities are decoded, each link is followed by its address."""
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({html.unescape(m.group(1))})", text)
+    return html.unescape(_TAG.sub("", text))
+
+
 def render_plain(template: str, lang: str = DEFAULT_LANGUAGE, **values) -> str:
     """For places Telegram shows as plain text (button labels, callback notices): no tags, no entities."""
-    return html.unescape(re.sub(r"<[^>]+>", "", render(template, lang, **values)))
+    return to_terminal(render(template, lang, **values))
