@@ -23,6 +23,7 @@ from telegram.request import BaseRequest
 
 from bot.handlers import admin, chat, fallback, membership, report, start, watch
 from bot.services import Services
+from bot.telegram_http import AiohttpRequest
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,11 @@ def build_application(
         .post_init(_post_init)
         .post_stop(_post_stop)
     )
-    if request is not None:
-        builder = builder.request(request).get_updates_request(updates_request or request)
+    if request is None:
+        request = AiohttpRequest()
+        # a long poll holds its connection for up to `timeout` seconds: it gets its own session
+        updates_request = AiohttpRequest(pool_size=1, read_timeout=None)
+    builder = builder.request(request).get_updates_request(updates_request or request)
     application = builder.build()
     application.bot_data["services"] = services
     report.wire(services)  # reporters' pseudonyms, /forgetme's eraser of reports, the purge loop
