@@ -57,7 +57,7 @@ class SendWindow:
     travel, Telegram never sees more than `size` of them within one period.
     """
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep=asyncio.sleep):
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.size = max(1, math.floor(rate)) if math.isfinite(rate) else math.inf
@@ -65,6 +65,7 @@ class SendWindow:
         self.spacing = 1.0 / rate
         self.paused_until = 0.0  # a 429 holds every send until then
         self._clock = clock
+        self._sleep = sleep
         self._open = 0  # sends started and not yet answered
         self._answered: deque[float] = deque()
         self._next_start = 0.0
@@ -90,7 +91,7 @@ class SendWindow:
                     self._freed.clear()
                     await self._freed.wait()
                     continue
-            await asyncio.sleep(max(wait, 0.0005))
+            await self._sleep(max(wait, 0.0005))
 
     def release(self) -> None:
         self._open -= 1
