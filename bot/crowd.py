@@ -11,17 +11,24 @@ The rules, in the order they apply:
 - A reporter's second report for the same pair within the window is a duplicate (it counts once),
   and more than `burst_limit` reports in `burst_period` from one reporter are refused: both get a
   polite reply and store nothing.
+
+A pair's reports in a window come down to a `Tally` (people, and what and where they reported);
+`judge` weighs a tally. The database builds tallies with SQL over an index (storage/reports.py);
+`tally` builds the same from Report objects, and both meet in `judge`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from bot import catalog
 
 SYMPTOMS = ("blocked", "down", "slow")  # most telling first: ties in a signal go to the earlier
 MIN_PEOPLE = 2  # whatever the weights, a signal takes at least two different people
 HOUR = 3600
+DAY = 86400
 USUAL_DAYS = 28  # the "usual level" is the mean over this many days before the window
 
 
@@ -39,6 +46,10 @@ class Rules:
     def from_settings(cls, settings) -> "Rules":
         return cls(min_reporters=max(MIN_PEOPLE, int(settings.signal_min_reporters)), window=int(settings.signal_window))
 
+    def best_score(self, reports: int) -> float:
+        """The most `reports` reports could ever weigh (to skip pairs that cannot make a signal)."""
+        return reports + self.network_weight * max(reports - 1, 0) + self.volume_weight
+
 
 @dataclass(frozen=True)
 class Report:
@@ -48,19 +59,31 @@ class Report:
     symptom: str
     at: int  # Unix seconds
     asn: int | None = None
-    network: str | None = None  # the network's name when known
     note: str | None = None
 
 
 @dataclass(frozen=True)
+class Tally:
+    """What one pair's reports in a window come to — counts only, nobody in it."""
+
+    country: str
+    platform: str
+    reporters: int  # distinct people
+    symptoms: tuple[tuple[str, int], ...]  # (symptom, people)
+    networks: tuple[tuple[int | None, int], ...]  # (asn, people); None = network not said
+    first_at: int
+    last_at: int
+
+
+@dataclass(frozen=True)
 class Assessment:
-    """How the reports of one (country, platform) stand in the window ending `now`."""
+    """How the reports of one (country, platform) stand in the window."""
 
     country: str
     platform: str
     reporters: int  # distinct people
     symptoms: tuple[tuple[str, int], ...]  # (symptom, people), most reported first
-    networks: tuple[tuple[int | None, str | None, int], ...]  # (asn, name, people); asn None = network not said
+    networks: tuple[tuple[int | None, str | None, int], ...]  # (asn, name, people), most first; asn None last
     first_at: int
     last_at: int
     usual: float  # the pair's usual number of reporters per window
@@ -96,68 +119,80 @@ def first_per_reporter(reports: Iterable[Report]) -> list[Report]:
     return sorted(first.values(), key=lambda r: r.at)
 
 
-def assess(reports: Sequence[Report], *, now: int, rules: Rules, usual: float = 0.0) -> Assessment | None:
-    """The assessment of one pair from its reports (others and those outside the window are ignored);
-    None when no report is in the window."""
+def tally(reports: Iterable[Report], *, now: int, window: int) -> Tally | None:
+    """The tally of the first pair's reports in the window ending `now` (others ignored); None if none."""
+    reports = list(reports)
     if not reports:
         return None
     country, platform = reports[0].country, reports[0].platform
-    start = now - rules.window
     people = first_per_reporter(
-        r for r in reports if r.country == country and r.platform == platform and start < r.at <= now
+        r for r in reports if r.country == country and r.platform == platform and now - window < r.at <= now
     )
     if not people:
         return None
-    symptoms = Counter(r.symptom for r in people)
-    networks: Counter = Counter((r.asn, r.network if r.asn is not None else None) for r in people)
-    known = sum(1 for asn, _ in networks if asn is not None)
+    return Tally(
+        country, platform, len(people),
+        tuple(Counter(r.symptom for r in people).items()),
+        tuple(Counter(r.asn for r in people).items()),
+        people[0].at, people[-1].at,
+    )
+
+
+def judge(tally: Tally, *, rules: Rules, usual: float = 0.0) -> Assessment:
+    """Weigh a tally: people, plus the bonus for networks and for volume above the usual level."""
+    known = sum(1 for asn, _ in tally.networks if asn is not None)
     # the bonus never exceeds what the extra people could bring: 2 people on 2 networks is not 3 people
-    network_bonus = rules.network_weight * min(max(known - 1, 0), len(people) - 1)
-    above_usual = _above_usual(len(people), usual, rules.volume_factor)
-    volume_bonus = rules.volume_weight if above_usual else 0.0
+    network_bonus = rules.network_weight * min(max(known - 1, 0), tally.reporters - 1)
+    above_usual = _above_usual(tally.reporters, usual, rules.volume_factor)
     return Assessment(
-        country=country,
-        platform=platform,
-        reporters=len(people),
-        symptoms=tuple(sorted(symptoms.items(), key=lambda kv: (-kv[1], SYMPTOMS.index(kv[0])))),
+        country=tally.country,
+        platform=tally.platform,
+        reporters=tally.reporters,
+        symptoms=tuple(sorted(tally.symptoms, key=lambda kv: (-kv[1], SYMPTOMS.index(kv[0])))),
         networks=tuple(
-            (asn, name, count)
-            for (asn, name), count in sorted(networks.items(), key=lambda kv: (kv[0][0] is None, -kv[1], kv[0][0] or 0))
+            (asn, catalog.network_name(asn) if asn is not None else None, people)
+            for asn, people in sorted(tally.networks, key=lambda kv: (kv[0] is None, -kv[1], kv[0] or 0))
         ),
-        first_at=people[0].at,
-        last_at=people[-1].at,
+        first_at=tally.first_at,
+        last_at=tally.last_at,
         usual=usual,
         above_usual=above_usual,
-        score=len(people) + network_bonus + volume_bonus,
+        score=tally.reporters + network_bonus + (rules.volume_weight if above_usual else 0.0),
         needed=rules.min_reporters,
     )
 
 
+def assess(reports: Iterable[Report], *, now: int, rules: Rules, usual: float = 0.0) -> Assessment | None:
+    """The assessment of one pair from its reports; None when none is in the window."""
+    counted = tally(reports, now=now, window=rules.window)
+    return judge(counted, rules=rules, usual=usual) if counted is not None else None
+
+
+def could_signal(tally: Tally, rules: Rules) -> bool:
+    """Whether the tally makes a signal with the volume bonus at its best (its usual level then decides)."""
+    if tally.reporters < MIN_PEOPLE:
+        return False
+    return judge(tally, rules=rules).score + rules.volume_weight >= rules.min_reporters
+
+
 def find_signals(
-    reports: Iterable[Report], *, now: int, rules: Rules, usual: Mapping[tuple[str, str], float] | None = None
+    tallies: Iterable[Tally], *, rules: Rules, usual: Mapping[tuple[str, str], float] | None = None
 ) -> list[Assessment]:
-    """Every pair whose reports in the window make a signal, strongest first."""
-    by_pair: dict[tuple[str, str], list[Report]] = {}
-    for report in reports:
-        by_pair.setdefault((report.country, report.platform), []).append(report)
+    """The tallies that make a signal, strongest first."""
     found = []
-    for pair, pair_reports in by_pair.items():
-        assessment = assess(pair_reports, now=now, rules=rules, usual=(usual or {}).get(pair, 0.0))
-        if assessment is not None and assessment.is_signal:
+    for counted in tallies:
+        assessment = judge(counted, rules=rules, usual=(usual or {}).get((counted.country, counted.platform), 0.0))
+        if assessment.is_signal:
             found.append(assessment)
     return sorted(found, key=lambda a: (-a.score, a.country, a.platform))
 
 
-def usual_level(hourly: Mapping[int, int], *, now: int, window: int, days: int = USUAL_DAYS) -> float:
-    """The pair's mean number of reports per window over `days` before the current window.
+def usual_level(reports_before: int, *, window: int, days: int = USUAL_DAYS) -> float:
+    """A pair's mean number of reports per window, from how many it had in the `days` before the window.
 
-    `hourly` maps an hour (Unix seconds of its start) to that hour's report count; the counts
-    survive the retention purge, so the usual level is known long after the reports are gone.
-    Hours with no reports count as zero: a quiet pair has a usual level near 0."""
-    end = now - window
-    start = end - days * 86400
-    total = sum(count for hour, count in hourly.items() if start <= hour < end)
-    return total / (days * 86400 / window)
+    Those counts survive the retention purge, so the usual level is known long after the reports
+    are gone. Quiet stretches count as zero: a pair nobody reports has a usual level near 0."""
+    return reports_before / (days * 86400 / window)
 
 
 # -- the throttle ------------------------------------------------------------------------------
@@ -181,4 +216,3 @@ def throttle(recent: Iterable[Report], *, country: str, platform: str, now: int,
 def lookback(rules: Rules) -> int:
     """How far back a reporter's own reports matter to the throttle."""
     return max(rules.window, rules.burst_period)
-

@@ -1,10 +1,11 @@
-"""Crowd reports and crowd signals: the `reports`, `report_counts` and `signals` tables.
+"""Crowd reports and crowd signals: the `reports`, `report_hours`, `report_days` and `signals` tables.
 
 - `reports`: one row per accepted report — country, platform, symptom, network, note, time, and
   the reporter only as a keyed pseudonym (bot/pseudonym.py). Deleted after the retention period,
   or at once by /forgetme.
-- `report_counts`: reports per (country, platform, symptom, hour). No reporter in it; it outlives
-  the purge, so totals and each pair's usual level stay known.
+- `report_hours` and `report_days`: reports per (country, platform, hour or day, symptom). No
+  reporter in them. The hourly counts find the pairs worth a look in the current window; the daily
+  ones outlive the purge, so totals and each pair's usual level stay known.
 - `signals`: what the crowd said about a pair and what an admin decided. Counts and networks only,
   never who reported.
 
@@ -15,13 +16,12 @@ reporter's pseudonym does not linger in free pages or in the -wal file.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import datetime
 
 import sqlite_utils
 
 from bot import crowd
-from bot.crowd import Assessment, Report, Rules
+from bot.crowd import Assessment, Report, Rules, Tally
 from storage.db import transaction
 
 migrations = sqlite_utils.Migrations("reports")
@@ -33,16 +33,25 @@ PENDING, CONFIRMED, DISMISSED = "pending", "confirmed", "dismissed"
 def create_reports_counts_signals(db: sqlite_utils.Database) -> None:
     db["reports"].create(
         {"id": int, "reporter": bytes, "country": str, "platform": str, "symptom": str,
-         "asn": int, "network": str, "note": str, "at": int},
+         "asn": int, "note": str, "at": int},
         pk="id",
         not_null={"reporter", "country", "platform", "symptom", "at"},
     )
-    db["reports"].create_index(["country", "platform", "at"])
+    # a pair's tally is counted from these two indexes alone, the table is not read: people in the
+    # window from the first, the breakdown from the second, already in group order (no sorting)
+    db["reports"].create_index(["country", "platform", "at", "reporter", "symptom", "asn"])
+    db["reports"].create_index(["country", "platform", "symptom", "asn", "at"], index_name="idx_reports_breakdown")
     db["reports"].create_index(["reporter", "at"])
     db["reports"].create_index(["at"])
-    db["report_counts"].create(
-        {"country": str, "platform": str, "symptom": str, "hour": int, "reports": int},
-        pk=("country", "platform", "symptom", "hour"),
+    db["report_hours"].create(
+        {"country": str, "platform": str, "hour": int, "symptom": str, "reports": int},
+        pk=("country", "platform", "hour", "symptom"),
+        not_null={"reports"},
+    )
+    db["report_hours"].create_index(["hour"])
+    db["report_days"].create(
+        {"country": str, "platform": str, "day": int, "symptom": str, "reports": int},
+        pk=("country", "platform", "day", "symptom"),
         not_null={"reports"},
     )
     db["signals"].create(
@@ -63,24 +72,26 @@ def create_reports_counts_signals(db: sqlite_utils.Database) -> None:
 def _report(row: dict) -> Report:
     return Report(
         reporter=bytes(row["reporter"]), country=row["country"], platform=row["platform"], symptom=row["symptom"],
-        at=row["at"], asn=row["asn"], network=row["network"], note=row["note"],
+        at=row["at"], asn=row["asn"], note=row["note"],
     )
 
 
 def add_report(db: sqlite_utils.Database, report: Report) -> int:
-    """Store a report and count it in its hour, together."""
+    """Store a report and count it in its hour, together.
+
+    Callers keep to the throttle (crowd.throttle): at most one report per reporter and pair within
+    a window. Counts still use count(distinct reporter), so one person stays one person regardless."""
     with transaction(db):
         cursor = db.execute(
-            "insert into reports (reporter, country, platform, symptom, asn, network, note, at) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [report.reporter, report.country, report.platform, report.symptom, report.asn, report.network,
-             report.note, report.at],
+            "insert into reports (reporter, country, platform, symptom, asn, note, at) values (?, ?, ?, ?, ?, ?, ?)",
+            [report.reporter, report.country, report.platform, report.symptom, report.asn, report.note, report.at],
         )
-        db.execute(
-            "insert into report_counts (country, platform, symptom, hour, reports) values (?, ?, ?, ?, 1) "
-            "on conflict do update set reports = reports + 1",
-            [report.country, report.platform, report.symptom, report.at - report.at % crowd.HOUR],
-        )
+        for table, column, bucket in (("report_hours", "hour", crowd.HOUR), ("report_days", "day", crowd.DAY)):
+            db.execute(
+                f"insert into {table} (country, platform, {column}, symptom, reports) values (?, ?, ?, ?, 1) "
+                "on conflict do update set reports = reports + 1",
+                [report.country, report.platform, report.at - report.at % bucket, report.symptom],
+            )
     return cursor.lastrowid
 
 
@@ -90,11 +101,33 @@ def reporter_reports(db: sqlite_utils.Database, reporter: bytes, since: int) -> 
         "select * from reports where reporter = ? and at > ? order by at", [reporter, since])]
 
 
-def pair_reports(db: sqlite_utils.Database, country: str, platform: str, since: int, after_id: int = 0) -> list[Report]:
-    """The pair's reports made after `since` and stored after report `after_id`."""
+def pair_reports(db: sqlite_utils.Database, country: str, platform: str, since: int) -> list[Report]:
     return [_report(row) for row in db.query(
-        "select * from reports where country = ? and platform = ? and at > ? and id > ? order by at",
-        [country, platform, since, after_id])]
+        "select * from reports where country = ? and platform = ? and at > ? order by at", [country, platform, since])]
+
+
+_IN_PAIR_WINDOW = "from reports where country = ? and platform = ? and at > ? and id > ?"
+
+
+def pair_tally(db: sqlite_utils.Database, country: str, platform: str, since: int, after_id: int = 0) -> Tally | None:
+    """The pair's reports after `since` (and stored after report `after_id`), counted in SQL from the index.
+
+    People are counted distinct, so one person stays one however many rows they have. The breakdown
+    by symptom and network counts rows: the same as people, since the throttle keeps one report per
+    person and pair in a window."""
+    params = [country, platform, since, after_id]
+    people, first_at, last_at = db.execute(
+        f"select count(distinct reporter), min(at), max(at) {_IN_PAIR_WINDOW}", params).fetchone()
+    if not people:
+        return None
+    symptoms: dict[str, int] = {}
+    networks: dict[int | None, int] = {}
+    # few people: sort the window's rows; many: walk the pair's rows in group order instead of sorting
+    breakdown = _IN_PAIR_WINDOW if people < 200 else _IN_PAIR_WINDOW.replace("from reports", "from reports indexed by idx_reports_breakdown")
+    for symptom, asn, count in db.execute(f"select symptom, asn, count(*) {breakdown} group by symptom, asn", params):
+        symptoms[symptom] = symptoms.get(symptom, 0) + count
+        networks[asn] = networks.get(asn, 0) + count
+    return Tally(country, platform, people, tuple(symptoms.items()), tuple(networks.items()), first_at, last_at)
 
 
 def recent_notes(db: sqlite_utils.Database, country: str, platform: str, since: int, limit: int = 3) -> list[str]:
@@ -104,21 +137,13 @@ def recent_notes(db: sqlite_utils.Database, country: str, platform: str, since: 
         "group by note order by newest desc limit ?", [country, platform, since, limit])]
 
 
-def hourly_counts(db: sqlite_utils.Database, country: str, platform: str, since: int) -> dict[int, int]:
-    return {row["hour"]: row["n"] for row in db.query(
-        "select hour, sum(reports) as n from report_counts where country = ? and platform = ? and hour >= ? "
-        "group by hour", [country, platform, since])}
-
-
-def usual_levels(db: sqlite_utils.Database, now: int, window: int) -> dict[tuple[str, str], float]:
-    """Every pair's usual number of reports per window (see crowd.usual_level)."""
-    since = now - window - crowd.USUAL_DAYS * 86400
-    hourly: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
-    for row in db.query(
-        "select country, platform, hour, sum(reports) as n from report_counts where hour >= ? "
-        "group by country, platform, hour", [since]):
-        hourly[(row["country"], row["platform"])][row["hour"]] = row["n"]
-    return {pair: crowd.usual_level(counts, now=now, window=window) for pair, counts in hourly.items()}
+def usual_level(db: sqlite_utils.Database, country: str, platform: str, now: int, window: int) -> float:
+    """The pair's usual number of reports per window: its daily counts over the USUAL_DAYS days before today."""
+    today = now - now % crowd.DAY
+    total = db.execute(
+        "select coalesce(sum(reports), 0) from report_days where country = ? and platform = ? and day >= ? and day < ?",
+        [country, platform, today - crowd.USUAL_DAYS * crowd.DAY, today]).fetchone()[0]
+    return crowd.usual_level(total, window=window)
 
 
 def _seconds(moment: datetime | int | float) -> int:
@@ -132,7 +157,7 @@ def count_reports(db: sqlite_utils.Database, since: datetime | int) -> int:
 
 def total_reports(db: sqlite_utils.Database) -> int:
     """Every report ever accepted, including those the purge removed."""
-    return db.execute("select coalesce(sum(reports), 0) from report_counts").fetchone()[0]
+    return db.execute("select coalesce(sum(reports), 0) from report_days").fetchone()[0]
 
 
 def stored_reports(db: sqlite_utils.Database) -> int:
@@ -145,10 +170,12 @@ def _scrub(db: sqlite_utils.Database) -> None:
 
 
 def purge(db: sqlite_utils.Database, now: int, retention_days: int) -> int:
-    """Delete raw reports older than the retention period; their hourly counts stay."""
+    """Delete raw reports older than the retention period; their daily counts stay (hourly ones go too:
+    they only serve the current window)."""
     db.execute("PRAGMA secure_delete=ON")
     with transaction(db):
-        removed = db.execute("delete from reports where at < ?", [now - retention_days * 86400]).rowcount
+        removed = db.execute("delete from reports where at < ?", [now - retention_days * crowd.DAY]).rowcount
+        db.execute("delete from report_hours where hour < ?", [now - retention_days * crowd.DAY])
     if removed:
         _scrub(db)
     return removed
@@ -260,21 +287,32 @@ def decide_signal(db: sqlite_utils.Database, signal_id: int, status: str, now: i
 def assess_pair(db: sqlite_utils.Database, country: str, platform: str, now: int, rules: Rules) -> Assessment | None:
     """The crowd's current word on one pair: reports in the window, after its last decided signal."""
     after_id = spent(db, country, platform).get((country, platform), 0)
-    reports = pair_reports(db, country, platform, now - rules.window, after_id)
-    if not reports:
+    counted = pair_tally(db, country, platform, now - rules.window, after_id)
+    if counted is None:
         return None
-    usual_since = now - rules.window - crowd.USUAL_DAYS * 86400
-    usual = crowd.usual_level(hourly_counts(db, country, platform, usual_since), now=now, window=rules.window)
-    return crowd.assess(reports, now=now, rules=rules, usual=usual)
+    return crowd.judge(counted, rules=rules, usual=usual_level(db, country, platform, now, rules.window))
+
+
+def candidates(db: sqlite_utils.Database, now: int, rules: Rules) -> list[tuple[str, str]]:
+    """Pairs with enough reports in the window that they might make a signal (from the hourly counts:
+    a cheap upper bound, so a quiet pair costs nothing)."""
+    since = now - rules.window
+    return [
+        (row[0], row[1]) for row in db.execute(
+            "select country, platform, sum(reports) from report_hours indexed by idx_report_hours_hour "
+            "where hour >= ? group by country, platform",
+            [since - since % crowd.HOUR])
+        if row[2] >= crowd.MIN_PEOPLE and rules.best_score(row[2]) >= rules.min_reporters
+    ]
 
 
 def evaluate(db: sqlite_utils.Database, now: int, rules: Rules) -> list[Assessment]:
-    """Every pair whose reports in the window make a signal now (reports before a pair's last decision excluded)."""
+    """Every pair whose reports in the window make a signal now (reports behind a decided signal excluded)."""
     used = spent(db)
-    reports = [
-        _report(row) for row in db.query(
-            "select id, reporter, country, platform, symptom, asn, network, null as note, at from reports where at > ?",
-            [now - rules.window])
-        if row["id"] > used.get((row["country"], row["platform"]), 0)
-    ]
-    return crowd.find_signals(reports, now=now, rules=rules, usual=usual_levels(db, now, rules.window))
+    tallies = []
+    for country, platform in candidates(db, now, rules):
+        counted = pair_tally(db, country, platform, now - rules.window, used.get((country, platform), 0))
+        if counted is not None and crowd.could_signal(counted, rules):
+            tallies.append(counted)
+    usual = {(t.country, t.platform): usual_level(db, t.country, t.platform, now, rules.window) for t in tallies}
+    return crowd.find_signals(tallies, rules=rules, usual=usual)

@@ -23,7 +23,7 @@ def person(n: int) -> bytes:
 
 def report(who: int, ago: int = 60, *, asn: int | None = None, symptom: str = "blocked", platform: str = "tiktok",
            country: str = "AZ") -> Report:
-    return Report(person(who), country, platform, symptom, NOW - ago, asn, f"AS{asn}" if asn else None)
+    return Report(person(who), country, platform, symptom, NOW - ago, asn)
 
 
 def test_distinct_people_not_reports_make_a_signal():
@@ -41,7 +41,7 @@ def test_one_person_never_makes_a_signal_however_often_or_on_however_many_networ
         assessment = crowd.assess(spam, now=NOW, rules=Rules(min_reporters=min_reporters, window=7200))
         assert assessment.reporters == 1
         assert not assessment.is_signal
-    assert crowd.find_signals(spam, now=NOW, rules=Rules(min_reporters=2, window=7200)) == []
+    assert crowd.find_signals([crowd.tally(spam, now=NOW, window=7200)], rules=Rules(min_reporters=2, window=7200)) == []
 
 
 def test_two_people_is_the_floor_even_with_every_bonus():
@@ -87,23 +87,42 @@ def test_symptom_and_networks_are_summarised_without_anyone():
                report(2, symptom="blocked"), report(3, asn=DELTA, symptom="slow")]
     assessment = crowd.assess(reports, now=NOW, rules=RULES)
     assert assessment.symptom == "slow"
-    assert assessment.networks == ((AZERCELL, f"AS{AZERCELL}", 2), (DELTA, f"AS{DELTA}", 1), (None, None, 1))
+    assert assessment.networks == ((AZERCELL, "Azercell Telecom Ltd", 2), (DELTA, "Delta Telecom Ltd", 1), (None, None, 1))
     assert not any(isinstance(value, bytes) for value in vars(assessment).values())
 
 
 def test_find_signals_keeps_pairs_apart():
     reports = [report(i, platform="tiktok") for i in range(5)] + [report(i, platform="whatsapp") for i in range(3)]
     reports += [report(i, country="AM") for i in range(2)]
-    found = crowd.find_signals(reports, now=NOW, rules=Rules(min_reporters=5, window=7200, volume_weight=0))
+    pairs = {}
+    for r in reports:
+        pairs.setdefault((r.country, r.platform), []).append(r)
+    tallies = [crowd.tally(group, now=NOW, window=7200) for group in pairs.values()]
+    found = crowd.find_signals(tallies, rules=Rules(min_reporters=5, window=7200, volume_weight=0))
     assert [(a.country, a.platform, a.reporters) for a in found] == [("AZ", "tiktok", 5)]
+    found = crowd.find_signals(tallies, rules=Rules(min_reporters=4, window=7200), usual={("AZ", "whatsapp"): 0.1, ("AM", "tiktok"): 0.1})
+    assert [(a.platform, a.country, a.score) for a in found] == [("tiktok", "AZ", 5), ("whatsapp", "AZ", 4)]
 
 
-def test_usual_level_is_reports_per_window_over_four_weeks_before_the_window():
-    hour = crowd.HOUR
-    start = NOW - 7200
-    hourly = {start - 1 * hour: 28, start - 30 * 86400: 1000, start + 1: 99}  # one in range, two out of it
-    assert crowd.usual_level(hourly, now=NOW, window=7200) == pytest.approx(28 / (28 * 86400 / 7200))
-    assert crowd.usual_level({}, now=NOW, window=7200) == 0
+def test_usual_level_is_reports_per_window():
+    four_weeks_of_windows = 28 * 86400 / 7200
+    assert crowd.usual_level(28, window=7200) == pytest.approx(28 / four_weeks_of_windows)
+    assert crowd.usual_level(0, window=7200) == 0
+
+
+def test_could_signal_leaves_out_only_what_no_usual_level_could_lift():
+    rules = Rules(min_reporters=5, window=7200)
+    for count in range(1, 7):
+        counted = crowd.tally([report(i) for i in range(count)], now=NOW, window=7200)
+        lifted = crowd.judge(counted, rules=rules, usual=0.01).is_signal
+        assert crowd.could_signal(counted, rules) == (lifted or counted.reporters >= 5)
+        assert crowd.could_signal(counted, rules) == (count >= 4)
+
+
+def test_best_score_bounds_what_any_reports_could_weigh():
+    for count in range(1, 8):
+        people = [report(i, asn=asn) for i, asn in zip(range(count), range(100, 100 + count))]
+        assert crowd.assess(people, now=NOW, rules=RULES, usual=0.01).score <= RULES.best_score(count)
 
 
 def test_throttle_counts_a_pair_once_and_stops_a_burst():

@@ -79,6 +79,62 @@ def test_parse_report_errors(args, kind):
     assert error.value.kind == kind
 
 
+# -- storage: tallies in SQL -------------------------------------------------------------------
+
+
+@pytest.fixture
+def db(tmp_path):
+    from storage.db import connect
+
+    database = connect(tmp_path / "reports.db")
+    yield database
+    database.close()
+
+
+def test_the_sql_tally_matches_the_pure_one(db):
+    import random
+
+    rng = random.Random(5)
+    made = [crowd.Report(n.to_bytes(16, "big"), "AZ", "tiktok", rng.choice(["blocked", "slow", "down"]),
+                         NOW - rng.randrange(3 * 7200), rng.choice([None, AZERCELL, DELTA, 12345])) for n in range(300)]
+    for report in made:
+        reports.add_report(db, report)
+    for window in (7200, 3600, 600):
+        sql = reports.pair_tally(db, "AZ", "tiktok", NOW - window)
+        pure = crowd.tally(made, now=NOW, window=window)
+        assert (sql.reporters, sql.first_at, sql.last_at) == (pure.reporters, pure.first_at, pure.last_at)
+        assert sorted(sql.symptoms) == sorted(pure.symptoms)
+        assert sorted(sql.networks, key=str) == sorted(pure.networks, key=str)
+
+
+def test_evaluate_finds_signals_counts_people_and_skips_spent_reports(db):
+    rules = crowd.Rules(min_reporters=3, window=7200)
+    spammer = b"s" * 16
+    for n in range(50):  # stored directly, past the throttle: still one person
+        reports.add_report(db, crowd.Report(spammer, "AM", "telegram", "blocked", NOW - n, AZERCELL + n % 3))
+    for n in range(3):
+        reports.add_report(db, crowd.Report(bytes([n]) * 16, "AZ", "tiktok", "slow", NOW - 60 * n, DELTA))
+    [found] = reports.evaluate(db, NOW, rules)
+    assert (found.country, found.platform, found.reporters, found.symptom) == ("AZ", "tiktok", 3, "slow")
+    assert reports.assess_pair(db, "AM", "telegram", NOW, rules).reporters == 1
+    signal_id = reports.open_signal(db, found, NOW)
+    assert reports.decide_signal(db, signal_id, reports.DISMISSED, NOW)
+    assert not reports.decide_signal(db, signal_id, reports.CONFIRMED, NOW)  # decided once
+    assert reports.evaluate(db, NOW, rules) == []  # its reports are spent
+    reports.add_report(db, crowd.Report(b"z" * 16, "AZ", "tiktok", "slow", NOW))
+    assert reports.assess_pair(db, "AZ", "tiktok", NOW, rules).reporters == 1
+
+
+def test_purge_keeps_counts_and_forget_removes_one_reporter(db):
+    for n, age in enumerate((40 * 86400, 31 * 86400, 3600, 60)):
+        reports.add_report(db, crowd.Report(bytes([n % 2]) * 16, "AZ", "tiktok", "slow", NOW - age))
+    assert reports.purge(db, NOW, 30) == 2
+    assert reports.stored_reports(db) == 2 and reports.total_reports(db) == 4
+    assert reports.forget_reporter(db, bytes([1]) * 16) == 1
+    assert reports.stored_reports(db) == 1 and reports.total_reports(db) == 4
+    assert reports.count_reports(db, NOW - 7200) == 1
+
+
 # -- the command ---------------------------------------------------------------------------------
 
 
@@ -276,9 +332,9 @@ async def test_the_signal_carries_the_detectors_evidence_for_the_pair(crowd_bot,
     assert "40 of 52 measurements anomalous" in alert.text
     assert "https://explorer.ooni.org/m/20220914T1200Z_webconnectivity_AZ_29049_n1_abc" in alert.text
     # confirmed without a note, it is recorded as a finding in words of its own
-    assert "0 chats" in (await crowd_bot.say("/confirm 1", chat_id=ADMIN)).text
+    assert "the 0 chats" in (await crowd_bot.say("/confirm 1", chat_id=ADMIN)).text
     [recorded] = crowd_bot.store.run_sync(lambda db: list(db.query("select * from findings")))
-    assert recorded["text"] == "Crowd reports confirmed: 3 people reported TikTok blocked (signal #1)."
+    assert recorded["text"] == "Crowd reports confirmed: 3 different people reported TikTok blocked (signal #1)."
 
 
 async def test_signals_confirm_and_dismiss(crowd_bot, telegram):
@@ -299,7 +355,7 @@ async def test_signals_confirm_and_dismiss(crowd_bot, telegram):
     assert "#1" in listing.text and "#2" in listing.text and "WhatsApp" in listing.text and "Telegram" in listing.text
 
     answer = await crowd_bot.say("/confirm 1 Seen on Azercell <i>mobile</i> since 14:00", chat_id=ADMIN)
-    assert "#1 confirmed" in answer.text and "1 chats" in answer.text
+    assert "#1 confirmed" in answer.text and "the 1 chat that follows it" in answer.text
     finding = (await telegram.wait_sent(watcher, count=2))[-1]
     assert "Confirmed by the Blockwatch team" in finding.text and "WhatsApp" in finding.text
     assert "3 different people" in finding.text
@@ -398,5 +454,18 @@ async def test_the_retention_purge_runs_in_the_background_and_keeps_the_counts(t
         [row] = stored(bot)
         assert row["symptom"] == "slow"
         assert bot.store.run_sync(reports.total_reports) == 2
-        usual = bot.store.run_sync(reports.usual_levels, NOW, 7200)
-        assert usual[("AZ", "tiktok")] > 0  # the usual level still knows the purged report
+        # the usual level still knows the purged report
+        assert bot.store.run_sync(reports.usual_level, "AZ", "tiktok", NOW + 7200, 7200) > 0
+
+
+async def test_the_upkeep_loop_raises_a_signal_no_report_raised(telegram, tmp_path):
+    database = tmp_path / "blockwatch.db"
+    async with running_bot(telegram, database, wire=(sender.wire,), admin_ids=frozenset({ADMIN}), signal_min_reporters=5) as bot:
+        for n in range(3):
+            await say_as(bot, reporter(80 + n), "/report AZ signal blocked")
+        assert bot.store.run_sync(reports.count_signals) == 0
+    # the operator lowers SIGNAL_MIN_REPORTERS and restarts: the loop's first look finds the pair
+    async with running_bot(telegram, database, wire=(sender.wire,), admin_ids=frozenset({ADMIN}), signal_min_reporters=3) as bot:
+        [alert] = await telegram.wait_sent(ADMIN)
+        assert "Crowd signal #1" in alert.text and "Signal" in alert.text and "3 different people" in alert.text
+        assert bot.store.run_sync(reports.count_signals) == 1

@@ -28,11 +28,11 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot import catalog, crowd, notifier
-from bot.crowd import Report, Rules
+from bot.crowd import Assessment, Report, Rules
 from bot.handlers.common import language_of, refuse_unless_bot_admin, reply, reply_error, services
 from bot.parsing import BadInput, check_length, parse_country, split_args
 from bot.pseudonym import Pseudonyms
-from bot.render import render
+from bot.render import country_title, render
 from bot.services import Services
 from bot.status import load_statuses
 from storage import findings, reports, subscriptions
@@ -44,6 +44,7 @@ CALLBACK_PREFIX = "rp"
 FORM_TTL = 600  # seconds a form's buttons stay valid after its last step
 MAX_NOTE = 300  # characters of free text kept with a report
 PURGE_EVERY = 3600  # seconds between retention purges
+SWEEP_EVERY = 600  # seconds between looks for signals no report raised
 FORM_COUNTRIES = 12  # country buttons on the form's first step
 
 # What people type for a symptom, in the bot's three languages
@@ -264,7 +265,7 @@ def _keyboard(step: str, draft: ReportDraft, lang: str, sign, chat_countries: li
     per_row = 2
     if step == "country":
         for country in _form_countries(chat_countries):
-            buttons.append(InlineKeyboardButton(country.name, callback_data=sign(_encode(replace(draft, country=country.code)))))
+            buttons.append(InlineKeyboardButton(country_title(country, lang), callback_data=sign(_encode(replace(draft, country=country.code)))))
     elif step == "platform":
         per_row = 3
         for name, platform in catalog.PLATFORMS.items():
@@ -347,31 +348,50 @@ def _signal_view(db, signal: dict, rules: Rules) -> dict:
     }
 
 
+def raise_signal(db, assessment: Assessment | None, now: int, rules: Rules, admin_ids) -> int | None:
+    """Grow the pair's pending signal, or open one when the assessment crosses and queue it to every
+    admin; returns the id of a signal it opened."""
+    if assessment is None:
+        return None
+    pending = reports.pending_signal(db, assessment.country, assessment.platform)
+    if pending is not None:
+        reports.update_signal(db, pending["id"], assessment)
+        return None
+    if not assessment.is_signal:
+        return None
+    signal_id = reports.open_signal(db, assessment, now)
+    admins = sorted(admin_ids)
+    if admins:
+        view = _signal_view(db, reports.get_signal(db, signal_id), rules)
+        languages = _languages(db, admins)
+        texts = {lang: render("signal_alert", lang, **view) for lang in set(languages.values())}
+        notifier.queue_text(db, admins, texts, kind="signal", ref=f"signal:{signal_id}")
+    return signal_id
+
+
 def accept_report(db, reporter: bytes, draft: ReportDraft, now: int, rules: Rules, admin_ids) -> Outcome:
-    """Throttle, store, re-assess the pair and, when it first crosses, open a signal and queue it to
-    every admin — one transaction, so a crash leaves the report and its signal both or neither."""
+    """Throttle, store, re-assess the pair and, when it first crosses, open a signal for the admins —
+    one transaction, so a crash leaves the report and its signal both or neither."""
     with transaction(db):
         recent = reports.reporter_reports(db, reporter, now - crowd.lookback(rules))
         verdict = crowd.throttle(recent, country=draft.country, platform=draft.platform, now=now, rules=rules)
         if verdict != crowd.ACCEPT:
             return Outcome(verdict)
-        reports.add_report(db, Report(reporter, draft.country, draft.platform, draft.symptom, now,
-                                      draft.asn, draft.network, draft.note))
+        reports.add_report(db, Report(reporter, draft.country, draft.platform, draft.symptom, now, draft.asn, draft.note))
         assessment = reports.assess_pair(db, draft.country, draft.platform, now, rules)
-        pending = reports.pending_signal(db, draft.country, draft.platform)
-        if pending is not None:
-            reports.update_signal(db, pending["id"], assessment)
-            return Outcome(verdict)
-        if assessment is None or not assessment.is_signal:
-            return Outcome(verdict)
-        signal_id = reports.open_signal(db, assessment, now)
-        admins = sorted(admin_ids)
-        if admins:
-            view = _signal_view(db, reports.get_signal(db, signal_id), rules)
-            languages = _languages(db, admins)
-            texts = {lang: render("signal_alert", lang, **view) for lang in set(languages.values())}
-            notifier.queue_text(db, admins, texts, kind="signal", ref=f"signal:{signal_id}")
-        return Outcome(verdict, signal_id)
+        return Outcome(verdict, raise_signal(db, assessment, now, rules, admin_ids))
+
+
+def sweep(db, now: int, rules: Rules, admin_ids) -> list[int]:
+    """Every pair that makes a signal now but has none open (SIGNAL_MIN_REPORTERS lowered, a restart):
+    open it. Returns the ids opened."""
+    opened = []
+    for assessment in reports.evaluate(db, now, rules):
+        with transaction(db):
+            signal_id = raise_signal(db, assessment, now, rules, admin_ids)
+        if signal_id is not None:
+            opened.append(signal_id)
+    return opened
 
 
 async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: ReportDraft) -> Outcome:
@@ -379,12 +399,17 @@ async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Rep
     reporter = pseudonyms_of(svc).reporter(update.effective_user.id)
     outcome = await svc.store.run(accept_report, reporter, draft, int(time.time()), rules_of(svc), svc.settings.admin_ids)
     if outcome.signal_id is not None:
-        log.info("crowd signal #%s opened for %s/%s", outcome.signal_id, draft.country, draft.platform)
-        if not svc.settings.admin_ids:
-            log.warning("crowd signal #%s has no one to review it: ADMIN_IDS is empty", outcome.signal_id)
-        if sender := svc.extras.get("sender"):
-            await sender.wake()
+        await _opened(svc, [outcome.signal_id])
     return outcome
+
+
+async def _opened(svc: Services, signal_ids: list[int]) -> None:
+    for signal_id in signal_ids:
+        log.info("crowd signal #%s opened", signal_id)
+        if not svc.settings.admin_ids:
+            log.warning("crowd signal #%s has no one to review it: ADMIN_IDS is empty", signal_id)
+    if signal_ids and (sender := svc.extras.get("sender")):
+        await sender.wake()
 
 
 def _done_values(draft: ReportDraft, outcome: Outcome, rules: Rules) -> dict:
@@ -589,22 +614,28 @@ async def dismiss(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # -- wiring ------------------------------------------------------------------------------------
 
 
-async def purge_loop(svc: Services, every: float = PURGE_EVERY) -> None:
-    """Delete raw reports past REPORT_RETENTION_DAYS, at start and then every `every` seconds."""
+async def upkeep_loop(svc: Services, every: float = SWEEP_EVERY) -> None:
+    """From start-up on: every `every` seconds look for signals no report raised (see `sweep`), and
+    every PURGE_EVERY seconds delete raw reports past REPORT_RETENTION_DAYS."""
+    last_purge = None
     while True:
+        now = int(time.time())
         try:
-            removed = await svc.store.run(reports.purge, int(time.time()), svc.settings.report_retention_days)
-            if removed:
-                log.info("deleted %s crowd reports older than %s days", removed, svc.settings.report_retention_days)
+            await _opened(svc, await svc.store.run(sweep, now, rules_of(svc), svc.settings.admin_ids))
+            if last_purge is None or now - last_purge >= PURGE_EVERY:
+                removed = await svc.store.run(reports.purge, now, svc.settings.report_retention_days)
+                last_purge = now
+                if removed:
+                    log.info("deleted %s crowd reports older than %s days", removed, svc.settings.report_retention_days)
         except asyncio.CancelledError:
             raise
         except Exception:  # a busy or failing database: try again next time, the loop must not die
-            log.exception("the crowd reports' retention purge failed")
+            log.exception("the crowd reports' upkeep failed")
         await asyncio.sleep(every)
 
 
 def wire(svc: Services) -> None:
-    """Give the services the reporters' pseudonyms, /forgetme's eraser and the purge loop. Idempotent."""
+    """Give the services the reporters' pseudonyms, /forgetme's eraser and the upkeep loop. Idempotent."""
     if "pseudonyms" in svc.extras:
         return
     pseudonyms = Pseudonyms.for_database(svc.settings.database_path)
@@ -614,4 +645,4 @@ def wire(svc: Services) -> None:
         return await svc.store.run(reports.forget_reporter, pseudonyms.reporter(user_id))
 
     svc.extras.setdefault("forget_user", []).append(forget)
-    svc.background.append(lambda: purge_loop(svc))
+    svc.background.append(lambda: upkeep_loop(svc))
