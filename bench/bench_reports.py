@@ -1,0 +1,122 @@
+"""Crowd reports: how many the bot accepts per second, and how long evaluating signals takes.
+
+Run: python bench/bench_reports.py [--reports N] [--stored N]
+
+1. Reports accepted per second through the real Application (python-telegram-bot polling the
+   fake Bot API over loopback HTTP, the real handlers, the real SQLite file): N distinct people
+   each send `/report CC platform symptom network` at once; the clock stops when the bot has
+   answered every one. Twice: spread over 10 countries x 10 platforms, and all about one pair
+   (a mass outage: every report re-assesses the same, growing pair and its open signal).
+2. Evaluating signals over a database of `--stored` reports (default 100,000): `reports.evaluate`
+   — every pair's reports in the window, first per reporter, networks, usual levels from the
+   hourly counts — timed cold and warm. Twice: reports spread over the 30-day retention period
+   (the usual case), and every one of them inside the window (the worst case).
+
+Goals (issue 5): >= 200 reports/s; evaluation under 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot import catalog, crowd  # noqa: E402
+from bot.crowd import Report, Rules  # noqa: E402
+from storage import reports  # noqa: E402
+from storage.db import Store, transaction  # noqa: E402
+from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from tests.harness import running_bot  # noqa: E402
+
+COUNTRIES = ["AZ", "AM", "GE", "RU", "TR", "IR", "BY", "KZ", "UA", "CN"]
+PLATFORMS = list(catalog.PLATFORMS)
+SYMPTOMS = ["blocked", "slow", "down"]
+FIRST_USER = 6_000_000_000
+
+
+async def accept_rate(count: int, spread: bool, folder: Path) -> tuple[float, int]:
+    """Seconds for `count` distinct people's reports to be answered, and how many were thanked."""
+    rng = random.Random(7)
+    async with FakeTelegram() as fake:
+        async with running_bot(fake, folder / f"accept-{spread}.db", admin_ids=frozenset({777})) as bot:
+            await bot.say("/help", chat_id=1)  # warm up: polling running, templates compiled
+            start = time.perf_counter()
+            for n in range(count):
+                country = rng.choice(COUNTRIES) if spread else "AZ"
+                platform = rng.choice(PLATFORMS) if spread else "whatsapp"
+                networks = catalog.country_networks(country)
+                network = f" AS{rng.choice(networks).asn}" if networks else ""
+                user = FIRST_USER + n
+                fake.send_text(user, user, f"/report {country} {platform} {rng.choice(SYMPTOMS)}{network}")
+            await fake.wait_for(lambda c: c.method == "sendMessage" and isinstance(c.chat_id, int)
+                                and c.chat_id >= FIRST_USER, count=count, timeout=600)
+            elapsed = time.perf_counter() - start
+            thanked = sum(1 for c in fake.calls("sendMessage") if (c.text or "").startswith("🙏"))
+    return elapsed, thanked
+
+
+def fill(db, stored: int, now: int, in_window: bool, rules: Rules) -> None:
+    """`stored` reports from distinct people, with the hourly counts they leave."""
+    rng = random.Random(11)
+    span = rules.window - 1 if in_window else 30 * 86400
+    with transaction(db):
+        for n in range(stored):
+            country = rng.choice(COUNTRIES)
+            networks = catalog.country_networks(country)
+            network = rng.choice(networks) if networks and rng.random() < 0.7 else None
+            reports.add_report(db, Report(
+                reporter=n.to_bytes(16, "big"), country=country, platform=rng.choice(PLATFORMS),
+                symptom=rng.choice(SYMPTOMS), at=now - rng.randrange(span),
+                asn=network.asn if network else None,
+            ))
+
+
+def time_evaluation(path: Path, stored: int, in_window: bool) -> tuple[float, list[float], int, int]:
+    rules = Rules(min_reporters=5, window=7200)
+    now = int(time.time())
+    store = Store.open_sync(path)
+    try:
+        store.run_sync(fill, stored, now, in_window, rules)
+        store.run_sync(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        timings = []
+        for _ in range(7):
+            start = time.perf_counter()
+            found = store.run_sync(reports.evaluate, now, rules)
+            timings.append(time.perf_counter() - start)
+        windowed = store.run_sync(lambda db: db.execute("select count(*) from reports where at > ?", [now - rules.window]).fetchone()[0])
+    finally:
+        asyncio.run(store.close())
+    return timings[0], timings[1:], len(found), windowed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=1000, help="reports sent through the bot (default 1000)")
+    parser.add_argument("--stored", type=int, default=100_000, help="reports in the database to evaluate (default 100000)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        print(f"Reports through the real Application and the fake Bot API ({args.reports} distinct people at once):")
+        for spread, label in ((True, "spread over 10 countries x 10 platforms"), (False, "all about AZ whatsapp")):
+            elapsed, thanked = asyncio.run(accept_rate(args.reports, spread, folder))
+            print(f"  {label:42s} {args.reports / elapsed:7.0f} reports/s  "
+                  f"({elapsed:.2f} s, {thanked} thanked and stored)")
+
+        print(f"\nEvaluating signals over {args.stored:,} stored reports (reports.evaluate, 5 people in 2 h):")
+        for in_window, label in ((False, "spread over 30 days (retention)"), (True, "all inside the 2-hour window")):
+            cold, warm, found, windowed = time_evaluation(folder / f"evaluate-{in_window}.db", args.stored, in_window)
+            print(f"  {label:34s} cold {cold * 1000:6.1f} ms, warm median {statistics.median(warm) * 1000:6.1f} ms "
+                  f"(worst {max(warm) * 1000:.1f} ms); {windowed:,} reports in the window, {found} signals")
+    print("\nGoals: >= 200 reports/s; evaluation under 100 ms.")
+
+
+if __name__ == "__main__":
+    main()
