@@ -48,6 +48,7 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=30000")
+    db.execute("PRAGMA secure_delete=ON")  # deleted reports and chats are overwritten, not left in free pages
     for migrations in migration_sets():
         migrations.apply(db)
     return db

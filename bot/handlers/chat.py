@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import chat_row, may_change_chat, reply, reply_error, services
+from bot.handlers.common import chat_row, language_of, may_change_chat, reply, reply_error, services
 from bot.parsing import BadInput, parse_language
 from bot.render import LANGUAGES
 from storage import subscriptions
@@ -29,7 +29,7 @@ async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Erase this chat's data (in a group only an admin may) and whatever the bot keeps about the sender."""
     store = services(context).store
     chat = update.effective_chat
-    lang = (await chat_row(update, context))["language"]
+    lang = await language_of(update, context)  # not chat_row: that would store the id we are erasing
     forget_chat = await may_change_chat(update, context)
     removed_watches = await store.run(subscriptions.forget_chat, chat.id) if forget_chat else 0
     forgotten_extra = 0

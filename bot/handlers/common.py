@@ -92,6 +92,6 @@ async def refuse_unless_bot_admin(update: Update, context: ContextTypes.DEFAULT_
     """True (and a plain refusal sent, and logged) when the sender is not in ADMIN_IDS."""
     if is_admin(update, context):
         return False
-    log.warning("refused /%s from a non-admin in chat %s", command, update.effective_chat.id)
+    log.warning("refused /%s from a non-admin", command)  # no id: the sender may be a reporter
     await reply(update, context, "errors", kind="admins_only", command=command)
     return True
