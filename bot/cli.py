@@ -32,6 +32,7 @@ def open_store(settings: Settings):
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from telegram import Update
 
+    from bot import poller, sender
     from bot.app import build_application
     from bot.services import Services
 
@@ -39,8 +40,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     warn_about(settings, log)
     store = open_store(settings)
     services = Services(settings, store)
-    for wire in _wiring():
-        wire(services)
+    poller.wire(services)
+    sender.wire(services)
     application = build_application(services)
     log.info("Blockwatch starting: Bot API %s, OONI %s, database %s", settings.telegram_api_url, settings.ooni_api_url, settings.database_path)
     try:
@@ -49,20 +50,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(store.close())
     log.info("Blockwatch stopped")
     return 0
-
-
-def _wiring():
-    """The background parts a running bot adds to its services (poller, sender), where installed."""
-    wires = []
-    for module_name in ("bot.poller", "bot.sender"):
-        try:
-            module = __import__(module_name, fromlist=["wire"])
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        wires.append(module.wire)
-    return wires
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
@@ -110,8 +97,8 @@ def parser() -> argparse.ArgumentParser:
     backtest.add_argument("--country", required=True, help="ISO code or name, e.g. AZ")
     backtest.add_argument("--platform", action="append", required=True, help="a platform; repeat for more")
     backtest.add_argument("--since", required=True, help="YYYY-MM-DD")
-    backtest.add_argument("--until", required=True, help="YYYY-MM-DD (exclusive)")
-    backtest.add_argument("--step", type=float, default=None, help="hours between simulated polls (default: POLL_INTERVAL)")
+    backtest.add_argument("--until", required=True, help="YYYY-MM-DD, exclusive: replays from --since 00:00 UTC up to --until 00:00 UTC, as the OONI API counts")
+    backtest.add_argument("--step", type=float, default=None, help="hours between simulated polls (default POLL_INTERVAL); each step sees only the hours that have ended")
     backtest.add_argument("--json", action="store_true", help="one JSON object per event and line")
     return top
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 from bot import catalog
+from storage.states import load_state
 
 EXPLORER = "https://explorer.ooni.org"
 # MAT charts before a block started, so the change shows against a normal stretch
@@ -102,8 +103,4 @@ def platform_status(country_code: str, platform_name: str, state) -> PlatformSta
 
 def load_statuses(db, country: str, platforms) -> list[PlatformStatus]:
     """Statuses for several platforms of one country (runs on the DB thread)."""
-    try:
-        from storage.states import load_state
-    except ImportError:  # the detector's storage is not installed in this build
-        return [platform_status(country, platform, None) for platform in platforms]
     return [platform_status(country, platform, load_state(db, country, platform)) for platform in platforms]

@@ -22,19 +22,10 @@ T = TypeVar("T")
 
 
 def migration_sets() -> list[sqlite_utils.Migrations]:
-    """Every module's migrations, in the order they must apply (later modules may refer to earlier)."""
-    from storage import subscriptions
+    """Every module's migrations, in the order they apply; a new storage module adds itself here."""
+    from storage import events, findings, outbox, reports, states, subscriptions
 
-    sets = [subscriptions.migrations]
-    for name in ("states", "events", "outbox", "reports", "findings"):
-        try:
-            module = __import__(f"storage.{name}", fromlist=["migrations"])
-        except ModuleNotFoundError as error:
-            if error.name != f"storage.{name}":
-                raise
-            continue
-        sets.append(module.migrations)
-    return sets
+    return [module.migrations for module in (subscriptions, states, events, outbox, reports, findings)]
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:
