@@ -13,7 +13,15 @@ own. It is cleared only after a sustained, well-covered period of mostly OK vali
 block never showed itself (hysteresis), and never by a gap in the data.
 Events are per (country, platform) and list every blocked network: `blocked` when the first network
 is blocked, `changed` when the set changes while something stays blocked, `unblocked` when the last
-one clears.
+one clears. Their numbers are the blocked networks' data over their block (from its start to its last
+anomalous data), never the OK data that clears it; `unblocked` names every network of the period.
+
+A source may re-send a bucket while it fills (the live poll's UTC day, with growing counts). The
+first sighting is one bucket [start, now); each later sighting's growth is new data in its own piece
+[previous sighting, now), so a block that starts at 06:00 is judged on its own data, not diluted by
+the morning. Counts that shrink (OONI revised them) replace that bucket's pieces by the new whole.
+The last counts of each such bucket and when they were seen are kept in the state (`Sighting`), so a
+restart goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ BLOCKED = "blocked"
 UNKNOWN = "unknown"
 
 EXPLORER_MEASUREMENT = "https://explorer.ooni.org/m/"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: sightings of filling buckets, pruned block tallies, the period's cleared networks
+# How long after its end a source may still re-send a bucket: the live poll re-sends yesterday's day
+# (final counts) once, after midnight, and again after a restart — so a day, with a day's margin.
+RESEND_HORIZON = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,72 @@ class Bucket(NamedTuple):
     evidence: tuple[str, ...]
 
 
+class Sighting(NamedTuple):
+    """A source bucket first seen while it was still filling: its counts when last seen, and when.
+
+    A re-send's growth over these counts is the data that arrived in [at, that poll's now)."""
+
+    end: datetime  # the source bucket's end (its start is the key)
+    valid: int
+    signs: int
+    confirmed: int
+    at: datetime
+
+
+@dataclass
+class Tally:
+    """Counts of a block's buckets that were pruned (older than the retention), so its numbers span all of it."""
+
+    valid: int = 0
+    signs: int = 0
+    methods: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.valid or self.signs)
+
+    def add(self, valid: int, signs: int, methods: dict[str, int]) -> None:
+        self.valid += valid
+        self.signs += signs
+        for method, count in methods.items():
+            self.methods[method] = self.methods.get(method, 0) + count
+
+    def to_row(self) -> list:
+        return [self.valid, self.signs, dict(self.methods)]
+
+    @classmethod
+    def from_row(cls, row: list | None) -> Tally:
+        return cls(int(row[0]), int(row[1]), dict(row[2])) if row else cls()
+
+
+class NetworkBlock(NamedTuple):
+    """One network's block as it stood when the network cleared: what an `unblocked` event sums up."""
+
+    asn: int
+    since: datetime | None
+    ended: datetime | None  # end of its last anomalous data
+    anomalies: int
+    measurements: int
+    methods: dict[str, int]
+    method: str | None
+    evidence: tuple[str, ...]
+    confirmed: bool
+    intermittent: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self._asdict()
+        d.update(since=_iso(self.since), ended=_iso(self.ended), evidence=list(self.evidence))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetworkBlock:
+        return cls(
+            asn=int(d["asn"]), since=_parse(d.get("since")), ended=_parse(d.get("ended")),
+            anomalies=int(d.get("anomalies", 0)), measurements=int(d.get("measurements", 0)),
+            methods=dict(d.get("methods", {})), method=d.get("method"), evidence=tuple(d.get("evidence", ())),
+            confirmed=bool(d.get("confirmed", False)), intermittent=bool(d.get("intermittent", False)),
+        )
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SECOND = timedelta(seconds=1)
 
@@ -150,6 +227,15 @@ def _bucket_from_row(row: list) -> Bucket:
     return Bucket(start, end, row[2], row[3], 0, None, ())
 
 
+def _sighting_row(start: datetime, s: Sighting) -> list:
+    return [(start - _EPOCH) // _SECOND, (s.end - start) // _SECOND, s.valid, s.signs, s.confirmed, (s.at - _EPOCH) // _SECOND]
+
+
+def _sighting_from_row(row: list) -> tuple[datetime, Sighting]:
+    start = _EPOCH + timedelta(seconds=row[0])
+    return start, Sighting(start + timedelta(seconds=row[1]), row[2], row[3], row[4], _EPOCH + timedelta(seconds=row[5]))
+
+
 @dataclass
 class NetworkState:
     """What the detector knows about one network (ASN) of a country for one platform."""
@@ -161,11 +247,14 @@ class NetworkState:
     evidence: tuple[str, ...] = ()  # measurement uids of the current (or last) block, newest first
     method: str | None = None
     methods: dict[str, int] = field(default_factory=dict)  # anomalies per method behind `method`
-    anomalies: int = 0  # over the window the status rests on (detect window; clear window once cleared)
-    measurements: int = 0  # valid measurements over that window
+    anomalies: int = 0  # blocked: over the block (since → last anomalous data); else over the window judged
+    measurements: int = 0  # valid measurements over the same stretch
     confirmed: bool = False  # OONI confirmed a block page during this block
     intermittent: bool = False  # the block came back after a real OK stretch (sticky for this block)
     last_anomalous: datetime | None = None  # end of the newest bucket where this block showed itself
+    sightings: dict[datetime, Sighting] = field(default_factory=dict)  # filling source buckets, by start
+    pruned: Tally = field(default_factory=Tally)  # this block's pruned buckets up to `last_anomalous`
+    pruned_after: Tally = field(default_factory=Tally)  # ...and after it (they count once the block shows again)
     # running sums over `buckets`, kept by _put/_prune so a quiet network costs O(1) per poll
     valid_total: int = field(default=0, init=False, repr=False)
     signs_total: int = field(default=0, init=False, repr=False)
@@ -181,7 +270,7 @@ class NetworkState:
         return self.status == BLOCKED
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "asn": self.asn,
             "status": self.status,
             "since": _iso(self.since),
@@ -196,6 +285,14 @@ class NetworkState:
             "intermittent": self.intermittent,
             "last_anomalous": _iso(self.last_anomalous),
         }
+        # left out when empty: most of the thousands of networks have none
+        if self.sightings:
+            d["sightings"] = [_sighting_row(start, s) for start, s in self.sightings.items()]
+        if self.pruned:
+            d["pruned"] = self.pruned.to_row()
+        if self.pruned_after:
+            d["pruned_after"] = self.pruned_after.to_row()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetworkState:
@@ -213,6 +310,9 @@ class NetworkState:
             confirmed=bool(d.get("confirmed", False)),
             intermittent=bool(d.get("intermittent", False)),
             last_anomalous=_parse(d.get("last_anomalous")),
+            sightings=dict(map(_sighting_from_row, d.get("sightings", ()))),
+            pruned=Tally.from_row(d.get("pruned")),
+            pruned_after=Tally.from_row(d.get("pruned_after")),
         )
 
 
@@ -226,6 +326,7 @@ class BlockState:
     blocked_since: datetime | None = None  # when the current block started (its earliest network)
     intermittent: bool = False  # the current block has come and gone (sticky until it ends)
     last_data: datetime | None = None  # the newest data seen (end of the newest bucket, capped at now)
+    cleared_blocks: list[NetworkBlock] = field(default_factory=list)  # networks cleared while the block went on
 
     @property
     def blocked_asns(self) -> tuple[int, ...]:
@@ -240,7 +341,7 @@ class BlockState:
 
     @property
     def method(self) -> str | None:
-        return _common_method(self._blocked_networks())
+        return _common_method([(n.methods, n.method, n.anomalies) for n in self._blocked_networks()])
 
     @property
     def anomalies(self) -> int:
@@ -267,6 +368,7 @@ class BlockState:
             "intermittent": self.intermittent,
             "last_data": _iso(self.last_data),
             "networks": {str(asn): net.to_dict() for asn, net in sorted(self.networks.items())},
+            "cleared_blocks": [b.to_dict() for b in self.cleared_blocks],
         }
 
     @classmethod
@@ -278,6 +380,7 @@ class BlockState:
             blocked_since=_parse(d.get("blocked_since")),
             intermittent=bool(d.get("intermittent", False)),
             last_data=_parse(d.get("last_data")),
+            cleared_blocks=[NetworkBlock.from_dict(b) for b in d.get("cleared_blocks", ())],
         )
 
 
@@ -289,13 +392,13 @@ class Event:
     country: str
     platform: str
     time: datetime  # the `now` of the detect call that found it
-    asns: tuple[int, ...]  # blocked networks after the event (unblocked: those that were blocked)
+    asns: tuple[int, ...]  # blocked networks after the event (unblocked: every one blocked during the period)
     added: tuple[int, ...] = ()
     cleared: tuple[int, ...] = ()
     method: str | None = None  # "dns" | "tcp" | "tls" | "http" | None
     since: datetime | None = None  # when the block started (first anomalous bucket)
-    anomalies: int = 0  # anomalous + confirmed measurements behind it, over the networks in `asns`
-    measurements: int = 0  # valid measurements over the same networks and window
+    anomalies: int = 0  # anomalous + confirmed measurements of the networks in `asns` over their blocks
+    measurements: int = 0  # valid measurements over the same networks and stretches
     confirmed: bool = False  # OONI confirmed it (block page), rather than "signs of blocking"
     intermittent: bool = False
     evidence: tuple[str, ...] = ()  # measurement uids, a few per network
@@ -359,9 +462,10 @@ def detect(
     """Fold one poll's observations for a (country, platform) into its state; return it and the events.
 
     `state` is mutated and returned (None: a first poll; then the pair comes from the observations
-    or from `country`/`platform`). Observations may re-send a bucket already seen: the newer one
-    replaces it. An empty poll keeps every network's state: time passing alone can only clear a
-    network whose OK data already covers the clearing window.
+    or from `country`/`platform`). Observations may re-send a bucket already seen: a complete one
+    with the same counts changes nothing; one still filling adds its growth since the last sighting
+    as a new piece (see the module's docstring). An empty poll keeps every network's state: time
+    passing alone can only clear a network whose OK data already covers the clearing window.
     """
     if now.tzinfo is None:
         raise ValueError("detect: `now` must be timezone-aware (UTC)")
@@ -374,7 +478,6 @@ def detect(
             raise ValueError("detect: no state and no observations — pass country= and platform=")
         state = BlockState(country, platform)
     before = state.blocked_asns
-    before_nets = {asn: state.networks[asn] for asn in before}
     blocked_since_before, intermittent_before = state.blocked_since, state.intermittent
 
     changed: set[int] = set()  # networks whose data changed: only they can newly become blocked
@@ -388,7 +491,7 @@ def detect(
         net = networks.get(obs.asn)
         if net is None:
             net = networks[obs.asn] = NetworkState(obs.asn, since=now)
-        if _put(net, _bucket(obs, th)):
+        if _fold(net, obs, now, th):
             changed.add(obs.asn)
         if newest is None or obs.end > newest:
             newest = obs.end
@@ -397,11 +500,13 @@ def detect(
 
     window_start, retention_start = now - th.window, now - th.retention
     need_least = th.needed(th.min_valid)
+    ended: list[NetworkBlock] = []  # blocks of networks that cleared in this call
     for asn, net in list(networks.items()):
         if net.status == BLOCKED:
             _prune(net, retention_start)
             _follow_block(net, now, th)
-            _try_clear(net, now, th)
+            if (block := _try_clear(net, now, th)) is not None:
+                ended.append(block)
             continue
         if asn not in changed:
             # Without new data an ok/unknown network cannot become blocked (the window only loses
@@ -428,7 +533,9 @@ def detect(
 
     events: list[Event] = []
     if after != before:
-        events.append(_event(state, before, after, before_nets, blocked_since_before, intermittent_before, now))
+        events.append(_event(state, before, after, ended, blocked_since_before, intermittent_before, now))
+    # a network cleared while others stay blocked still belongs to this period's `unblocked`
+    state.cleared_blocks = state.cleared_blocks + ended if after else []
     return state, events
 
 
@@ -449,8 +556,80 @@ def _bucket(obs: Observation, th: Thresholds) -> Bucket:
     return Bucket(obs.start, obs.end, valid, signs, confirmed, obs.method, tuple(obs.evidence[: th.evidence_per_network]))
 
 
+def _fold(net: NetworkState, obs: Observation, now: datetime, th: Thresholds) -> bool:
+    """Take one observation into a network's buckets; returns whether its data changed.
+
+    A bucket first seen complete is stored whole (re-sent with other counts, it is replaced). One first
+    seen while filling is stored as [start, now) and remembered as a Sighting; each re-send then adds
+    its growth as a piece [last sighting, now) carrying the observation's method and evidence, and a
+    shrink (a revision) replaces the bucket's pieces by the new whole."""
+    whole = _bucket(obs, th)
+    start, end = whole.start, whole.end
+    cut = end if end <= now else now
+    sightings = net.sightings
+    if sightings:
+        for old in [k for k, s in sightings.items() if s.end + RESEND_HORIZON <= now]:
+            del sightings[old]  # the source sends it no more
+    seen = sightings.get(start)
+    if seen is None or seen.end != end:
+        if seen is not None:
+            del sightings[start]  # another grain from the same start: start over with it
+        if end > now:
+            sightings[start] = Sighting(end, whole.valid, whole.signs, whole.confirmed, now)
+        return _put(net, whole._replace(end=cut))
+    valid, signs, confirmed = whole.valid - seen.valid, whole.signs - seen.signs, whole.confirmed - seen.confirmed
+    sightings[start] = Sighting(end, whole.valid, whole.signs, whole.confirmed, max(now, seen.at))
+    if not (valid or signs or confirmed):
+        _fill_details(net, whole)
+        return False
+    if valid < 0 or signs < 0 or confirmed < 0 or valid < signs:
+        _drop(net, start, end)  # OONI revised the bucket: its pieces give way to the new whole
+        return _put(net, whole._replace(end=cut))
+    evidence = whole.evidence if signs else ()
+    if seen.at < cut:
+        return _put(net, Bucket(seen.at, cut, valid, signs, confirmed, whole.method, evidence))
+    # late data of a bucket last seen after its end: it joins the bucket's newest piece
+    last = _newest_piece(net, start, end)
+    if last is None:
+        return _put(net, Bucket(start, cut, valid, signs, confirmed, whole.method, evidence))
+    return _put(net, Bucket(
+        last.start, last.end, last.valid + valid, last.signs + signs, last.confirmed + confirmed,
+        whole.method or last.method, evidence or last.evidence,
+    ))
+
+
+def _newest_piece(net: NetworkState, start: datetime, end: datetime) -> Bucket | None:
+    """The newest stored bucket starting within [start, end)."""
+    for b in reversed(net.buckets.values()):
+        if start <= b.start < end:
+            return b
+        if b.start < start:
+            return None
+    return None
+
+
+def _fill_details(net: NetworkState, whole: Bucket) -> None:
+    """Same counts, but the method or evidence came only now (the source had no request left): the
+    bucket's newest anomalous piece gets what it lacks."""
+    if not whole.signs or not (whole.method or whole.evidence):
+        return
+    last = _newest_piece(net, whole.start, whole.end)
+    if last is None or not last.signs or (last.method and last.evidence):
+        return
+    net.buckets[last.start] = last._replace(method=last.method or whole.method, evidence=last.evidence or whole.evidence)
+
+
+def _drop(net: NetworkState, start: datetime, end: datetime) -> None:
+    """Forget the stored buckets that start within [start, end)."""
+    kept = [b for b in net.buckets.values() if not start <= b.start < end]
+    net.buckets = {b.start: b for b in kept}
+    net.valid_total = sum(b.valid for b in kept)
+    net.signs_total = sum(b.signs for b in kept)
+    net.expires = kept[0].end if kept else None
+
+
 def _put(net: NetworkState, b: Bucket) -> bool:
-    """Store a bucket; it replaces any stored bucket it overlaps (a day still filling, or a new grain).
+    """Store a bucket; it replaces any stored bucket it overlaps (a new grain, a revised bucket).
 
     Returns whether anything changed (a re-sent bucket with the same counts changes nothing)."""
     buckets = net.buckets
@@ -492,8 +671,16 @@ def _prune(net: NetworkState, cutoff: datetime) -> bool:
         del buckets[first.start]
         net.valid_total -= first.valid
         net.signs_total -= first.signs
+        if net.status == BLOCKED and first.start >= net.since and first.valid:
+            # the block's numbers span all of it: pruned data is tallied, not lost
+            after = net.last_anomalous is None or first.end > net.last_anomalous
+            (net.pruned_after if after else net.pruned).add(first.valid, first.signs, _methods_of(first))
     net.expires = None
     return True
+
+
+def _methods_of(b: Bucket) -> dict[str, int]:
+    return {b.method: b.signs} if b.signs and b.method else {}
 
 
 def _anomalous(b: Bucket, th: Thresholds) -> bool:
@@ -527,6 +714,7 @@ def _try_block(net: NetworkState, now: datetime, th: Thresholds) -> bool:
     net.evidence, net.method, net.methods = (), None, {}
     net.confirmed = net.intermittent = False
     net.last_anomalous = None
+    net.pruned, net.pruned_after = Tally(), Tally()
     _follow_block(net, now, th)
     return True
 
@@ -538,10 +726,13 @@ def _shows_block(b: Bucket, previous_anomalous: bool, th: Thresholds) -> bool:
 
 
 def _follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
-    """Keep a blocked network's numbers, method, evidence, end and intermittency up to date."""
-    lo = now - th.window
+    """Keep a blocked network's numbers, method, evidence, end and intermittency up to date.
+
+    The numbers and method are the block's: its data from `since` to the end of its last anomalous
+    bucket (pruned buckets included, through the tallies), not the OK data that may follow it."""
     valid = signs = 0
     methods: dict[str, int] = {}
+    upto: tuple[int, int, dict[str, int]] | None = None  # the sums up to the newest bucket showing the block
     evidence: list[str] = []
     fallback: list[str] = []  # uids of lone anomalies, if the block never showed more
     shown = previous = False
@@ -550,11 +741,10 @@ def _follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
     for b in net.buckets.values():
         if b.start < net.since or b.start >= now or b.valid == 0:
             continue
-        if b.end > lo:
-            valid += b.valid
-            signs += b.signs
-            if b.signs and b.method:
-                methods[b.method] = methods.get(b.method, 0) + b.signs
+        valid += b.valid
+        signs += b.signs
+        if b.signs and b.method:
+            methods[b.method] = methods.get(b.method, 0) + b.signs
         if b.confirmed:
             net.confirmed = True
         if _shows_block(b, previous, th):
@@ -564,6 +754,7 @@ def _follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
             ok_valid, ok_from, ok_to = 0, None, None
             if net.last_anomalous is None or b.end > net.last_anomalous:
                 net.last_anomalous = b.end
+            upto = (valid, signs, dict(methods))
             evidence[:0] = b.evidence  # newest first
         elif _clean(b, th):
             ok_valid += b.valid
@@ -572,20 +763,34 @@ def _follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
         elif _anomalous(b, th):
             fallback[:0] = b.evidence
         previous = _anomalous(b, th)
-    net.anomalies, net.measurements = signs, valid
-    if methods:
-        net.methods = methods
-        net.method = _argmax(methods)
+    if upto is not None and net.pruned_after:
+        # the block showed itself after the pruned quiet stretch: that stretch is inside the block now
+        net.pruned.add(net.pruned_after.valid, net.pruned_after.signs, net.pruned_after.methods)
+        net.pruned_after = Tally()
+    if upto is None:
+        # not shown in the data held: its showing was pruned (the tallies hold it), or it never showed
+        # more than lone anomalies (then all it has is what is held)
+        upto = (0, 0, {}) if net.pruned else (valid, signs, methods)
+    net.measurements = net.pruned.valid + upto[0]
+    net.anomalies = net.pruned.signs + upto[1]
+    block_methods = dict(net.pruned.methods)
+    for method, count in upto[2].items():
+        block_methods[method] = block_methods.get(method, 0) + count
+    if block_methods:
+        net.methods = block_methods
+        net.method = _argmax(block_methods)
     if evidence or fallback:
-        net.evidence = tuple((evidence or fallback)[: th.evidence_per_network])
+        # a filling day's pieces carry the same uids again and again: each once
+        net.evidence = tuple(dict.fromkeys(evidence or fallback))[: th.evidence_per_network]
 
 
-def _try_clear(net: NetworkState, now: datetime, th: Thresholds) -> None:
+def _try_clear(net: NetworkState, now: datetime, th: Thresholds) -> NetworkBlock | None:
     """blocked → ok after a sustained, well-covered stretch of mostly OK valid data; gaps never clear.
 
     Over the whole clearing window (48 h, 72 h once the block came and went): the block never
     showed itself, at most `clear_ratio` of at least `clear_min_valid` valid measurements were
-    anomalous, and the data reaches from near the window's start to near now."""
+    anomalous, and the data reaches from near the window's start to near now. Returns the block that
+    ended (its numbers, as they stood), or None."""
     span = th.clear_after_intermittent if net.intermittent else th.clear_after
     lo = now - span
     slack = span / 4
@@ -596,18 +801,24 @@ def _try_clear(net: NetworkState, now: datetime, th: Thresholds) -> None:
         if b.end <= lo or b.start >= now or b.valid == 0:
             continue
         if _shows_block(b, previous, th):
-            return  # the block showed itself inside the window: not over
+            return None  # the block showed itself inside the window: not over
         previous = _anomalous(b, th)
         valid += b.valid
         signs += b.signs
         first_start = first_start or b.start
         last_end = b.end
     if valid < th.clear_min_valid or signs > th.clear_ratio * valid:
-        return
+        return None
     if first_start > lo + slack or last_end < now - slack:
-        return
+        return None
+    block = NetworkBlock(
+        net.asn, net.since, net.last_anomalous, net.anomalies, net.measurements, dict(net.methods), net.method,
+        net.evidence, net.confirmed, net.intermittent,
+    )
     net.status, net.since = OK, now
-    net.anomalies, net.measurements = signs, valid
+    net.anomalies, net.measurements = signs, valid  # from now on: the window its OK status rests on
+    net.pruned, net.pruned_after = Tally(), Tally()
+    return block
 
 
 # --- per (country, platform) ---------------------------------------------------------------------
@@ -617,34 +828,34 @@ def _event(
     state: BlockState,
     before: tuple[int, ...],
     after: tuple[int, ...],
-    before_nets: dict[int, NetworkState],
+    ended: list[NetworkBlock],
     blocked_since_before: datetime | None,
     intermittent_before: bool,
     now: datetime,
 ) -> Event:
     added = tuple(a for a in after if a not in before)
     cleared = tuple(a for a in before if a not in after)
-    if not after:  # the last blocked network cleared
-        nets = [before_nets[a] for a in before]
-        ends = [n.last_anomalous for n in nets if n.last_anomalous]
-        ended = max(ends) if ends else now
-        since = blocked_since_before or ended
+    if not after:  # the last blocked network cleared: the whole period, every network it had
+        blocks = sorted(state.cleared_blocks + ended, key=lambda b: b.asn)
+        ends = [b.ended for b in blocks if b.ended]
+        last = max(ends) if ends else now
+        since = blocked_since_before or min((b.since for b in blocks if b.since), default=last)
         return Event(
             kind="unblocked",
             country=state.country,
             platform=state.platform,
             time=now,
-            asns=before,
+            asns=tuple(sorted({b.asn for b in blocks})),
             cleared=cleared,
-            method=_common_method(nets),
+            method=_common_method([(b.methods, b.method, b.anomalies) for b in blocks]),
             since=since,
-            anomalies=sum(n.anomalies for n in nets),
-            measurements=sum(n.measurements for n in nets),
-            confirmed=any(n.confirmed for n in nets),
-            intermittent=intermittent_before or any(n.intermittent for n in nets),
-            evidence=tuple(uid for n in nets for uid in n.evidence),
-            duration=max(timedelta(0), ended - since),
-            ended=ended,
+            anomalies=sum(b.anomalies for b in blocks),
+            measurements=sum(b.measurements for b in blocks),
+            confirmed=any(b.confirmed for b in blocks),
+            intermittent=intermittent_before or any(b.intermittent for b in blocks),
+            evidence=tuple(dict.fromkeys(uid for b in blocks for uid in b.evidence)),
+            duration=max(timedelta(0), last - since),
+            ended=last,
         )
     return Event(
         kind="blocked" if not before else "changed",
@@ -664,15 +875,16 @@ def _event(
     )
 
 
-def _common_method(nets: list[NetworkState]) -> str | None:
-    """The method behind most anomalies over these networks (None where the data names none)."""
+def _common_method(parts: Iterable[tuple[dict[str, int], str | None, int]]) -> str | None:
+    """The method behind most anomalies over these (methods, method, anomalies) parts (None where the
+    data names none)."""
     totals: dict[str, int] = {}
-    for net in nets:
-        if net.methods:
-            for method, count in net.methods.items():
-                totals[method] = totals.get(method, 0) + count
-        elif net.method:
-            totals[net.method] = totals.get(net.method, 0) + max(1, net.anomalies)
+    for methods, method, anomalies in parts:
+        if methods:
+            for name, count in methods.items():
+                totals[name] = totals.get(name, 0) + count
+        elif method:
+            totals[method] = totals.get(method, 0) + max(1, anomalies)
     return _argmax(totals) if totals else None
 
 

@@ -82,11 +82,25 @@ async def test_backtest_json_finds_the_az_tiktok_block_its_networks_and_its_end(
     assert 41997 in first["asns"] or any(e["kind"] == "changed" and 41997 in e["added"] for e in events)
     assert not set().union(*(e["asns"] for e in events)) - {29049, 31721, 41997}  # the OK networks never
 
+    # the numbers of every event are the still-blocked networks' block data — mostly anomalous — even
+    # while the networks clear one by one (never "0 of 96": that was the clearing window's OK data)
+    for event in events[:-1]:
+        assert event["measurements"] > 0 and event["anomalies"] >= 0.8 * event["measurements"], event
+
     last = events[-1]
     # cleared only after a sustained stretch of OK data after the block's end (48 h, with slack)
     assert at(last["time"]) >= BLOCK_END + timedelta(hours=36)
     assert at(last["ended"]) == BLOCK_END
     assert last["duration_seconds"] == (BLOCK_END - BLOCK_START).total_seconds()
+    # the end names every network of the episode, and clears those still blocked until then
+    assert set(last["asns"]) == set().union(*(e["asns"] for e in events[:-1])) == {29049, 31721, 41997}
+    assert last["cleared"] == events[-2]["asns"]  # those blocked until this event
+    # ...with the whole period's numbers: 2 an hour on each of the three networks for most of the
+    # 54 hours (each from its first to its last anomalous hour), ~90% anomalous
+    hours = (BLOCK_END - BLOCK_START) / timedelta(hours=1)
+    assert 3 * 2 * (hours - 6) <= last["measurements"] <= 3 * 2 * hours
+    assert last["anomalies"] >= 0.8 * last["measurements"]
+    assert len(last["evidence"]) >= 3 * 2
     assert not database.parent.exists()  # no Telegram, no database: not even its folder
 
 

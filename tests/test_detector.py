@@ -217,6 +217,125 @@ def test_a_block_in_a_day_bucket_is_raised_on_the_first_poll_that_has_it():
     assert events[0].since == T0 and events[0].anomalies == 6 and events[0].measurements == 7
 
 
+# --- a day bucket re-sent while it fills (the live source's UTC days) ----------------------------
+
+QUARTER = timedelta(minutes=15)
+D1 = T0 + DAY  # 11 Sep 2022
+
+
+def runs_of(asn, first: datetime, last: datetime, *, every=timedelta(minutes=30), valid=2, blocked_from=None):
+    """Probe runs of `valid` measurements on `asn` every `every` in [first, last): (time, asn, valid, anomalies)."""
+    runs, t = [], first
+    while t < last:
+        runs.append((t, asn, valid, valid if blocked_from is not None and t >= blocked_from else 0))
+        t += every
+    return runs
+
+
+def filling_days(runs, now: datetime, days=(0,)) -> list[Observation]:
+    """What the live source sends at `now`: per network, each asked UTC day's counts of the runs before now
+    (today's day = 0 still filling, yesterday = -1 final), with the day's method and a few uids."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    for offset in days:
+        day = today + offset * DAY
+        per_asn = defaultdict(lambda: [0, 0])
+        for t, asn, valid, anomalies in runs:
+            if day <= t < min(now, day + DAY):
+                per_asn[asn][0] += valid
+                per_asn[asn][1] += anomalies
+        for asn, (valid, anomalies) in sorted(per_asn.items()):
+            uids = tuple(f"{day:%m%d}_{asn}_{i}" for i in range(min(anomalies, 3)))
+            out.append(obs(asn, day, valid, anomalies, hours=24, method="tls" if anomalies else None, uids=uids))
+    return out
+
+
+def poll_every_quarter(runs, first: datetime, last: datetime, state=None, restart=False):
+    """Poll like the live poller every 15 minutes (yesterday's final counts on the first poll of a day)."""
+    events, now = [], first
+    while now <= last:
+        days = (-1, 0) if now - now.replace(hour=0, minute=0, second=0, microsecond=0) < QUARTER else (0,)
+        if restart and state is not None:
+            state = BlockState.from_dict(json.loads(json.dumps(state.to_dict())))
+        state, new = detect(state, filling_days(runs, now, days), now, country="AZ", platform="tiktok")
+        events += [(now, e) for e in new]
+        now += QUARTER
+    return state, events
+
+
+def day_totals(state, asn, day):
+    pieces = [b for b in state.networks[asn].buckets.values() if day <= b.start < day + DAY]
+    return sum(b.valid for b in pieces), sum(b.signs for b in pieces)
+
+
+def test_a_block_inside_a_day_still_filling_is_raised_from_its_increments_not_diluted_by_the_morning():
+    # a run of 2 every 30 min all day; from 06:00 both measurements anomalous. Re-sent whole every 15 min,
+    # the day reads 6 anomalies of 30 at 07:15; its increments since 06:00 read 6 of 6.
+    runs = runs_of(AZERCELL, D1, D1 + DAY, blocked_from=D1 + 6 * HOUR) + runs_of(DELTA, D1, D1 + DAY)
+    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + 12 * HOUR)
+    assert [e.kind for _, e in events] == ["blocked"]
+    when, blocked = events[0]
+    # the first poll whose new data passes the bar: runs 06:00, 06:30 and 07:00 (6 of 6; 4 are too few)
+    assert DEFAULT.needed(4) > 4 and DEFAULT.needed(6) <= 6
+    assert when == D1 + 7 * HOUR + QUARTER
+    assert blocked.since == D1 + 6 * HOUR  # the first anomalous increment, not midnight
+    assert (blocked.anomalies, blocked.measurements) == (6, 6)
+    assert blocked.asns == (AZERCELL,) and blocked.method == "tls" and blocked.evidence
+    # the pieces add up to the day's counts: nothing counted twice, nothing lost
+    valid, signs = day_totals(state, AZERCELL, D1)
+    assert (valid, signs) == (2 * 24, 2 * 12)  # 24 runs by 12:00, the last 12 anomalous
+
+
+def test_evidence_and_method_of_a_re_sent_day_go_to_its_increment():
+    runs = runs_of(AZERCELL, D1, D1 + DAY, blocked_from=D1 + 6 * HOUR)
+    state, _ = poll_every_quarter(runs, D1 + QUARTER, D1 + 8 * HOUR)
+    pieces = list(state.networks[AZERCELL].buckets.values())
+    assert all(b.start >= D1 and b.end <= D1 + 8 * HOUR for b in pieces)
+    assert [b for b in pieces if b.end <= D1 + 6 * HOUR and (b.signs or b.evidence)] == []
+    anomalous = [b for b in pieces if b.signs]
+    assert anomalous[0].start == D1 + 6 * HOUR and anomalous[0].end == D1 + 6 * HOUR + QUARTER
+    assert all(b.method == "tls" and b.evidence for b in anomalous)
+
+
+def test_increments_survive_a_restart_at_every_poll():
+    runs = runs_of(AZERCELL, D1 - DAY, D1 + DAY, blocked_from=D1 + 6 * HOUR) + runs_of(DELTA, D1 - DAY, D1 + DAY)
+    kept, kept_events = poll_every_quarter(runs, D1 - 2 * HOUR, D1 + 10 * HOUR)
+    restarted, restarted_events = poll_every_quarter(runs, D1 - 2 * HOUR, D1 + 10 * HOUR, restart=True)
+    assert restarted_events == kept_events and [e.kind for _, e in kept_events] == ["blocked"]
+    assert restarted.to_dict() == kept.to_dict()
+    assert day_totals(restarted, AZERCELL, D1) == (2 * 20, 2 * 8)  # runs 00:00..09:30, 8 of them from 06:00
+
+
+def test_yesterdays_final_counts_re_sent_after_midnight_are_not_counted_twice():
+    # polls up to 23:45 saw the day filling (72 runs, every 20 min); a run at 23:50 is in the final counts
+    runs = runs_of(DELTA, D1, D1 + DAY, every=timedelta(minutes=20)) + [(D1 + DAY - timedelta(minutes=10), DELTA, 3, 0)]
+    state, _ = poll_every_quarter(runs, D1 + QUARTER, D1 + DAY - QUARTER)
+    assert day_totals(state, DELTA, D1) == (2 * 72, 0)
+    state, _ = poll_every_quarter(runs, D1 + DAY, D1 + DAY + QUARTER, state)  # yesterday's final, re-sent
+    assert day_totals(state, DELTA, D1) == (2 * 72 + 3, 0)
+    last = max(state.networks[DELTA].buckets.values())
+    assert (last.start, last.end, last.valid) == (D1 + DAY - QUARTER, D1 + DAY, 3)  # the increment's own piece
+    # a new process's source sends yesterday again, later that day: the same counts add nothing
+    state, events = detect(state, filling_days(runs, D1 + DAY + 10 * HOUR, days=(-1,)), D1 + DAY + 10 * HOUR)
+    assert events == [] and day_totals(state, DELTA, D1) == (2 * 72 + 3, 0)
+
+
+def test_counts_that_shrink_replace_the_days_pieces_by_the_new_whole():
+    runs = runs_of(DELTA, D1, D1 + DAY)
+    state, _ = poll_every_quarter(runs, D1 + QUARTER, D1 + 4 * HOUR)
+    assert len(state.networks[DELTA].buckets) > 1 and day_totals(state, DELTA, D1) == (16, 0)
+    # OONI revised the day: 10 measurements where we had 16
+    state, _ = detect(state, [obs(DELTA, D1, 10, 1, hours=24)], D1 + 4 * HOUR + QUARTER)
+    assert [(b.start, b.end, b.valid, b.signs) for b in state.networks[DELTA].buckets.values()] == [
+        (D1, D1 + 4 * HOUR + QUARTER, 10, 1)
+    ]
+    # and growth from the revised counts is an increment again
+    state, _ = detect(state, [obs(DELTA, D1, 13, 1, hours=24)], D1 + 4 * HOUR + 2 * QUARTER)
+    assert [(b.start, b.valid) for b in state.networks[DELTA].buckets.values()] == [
+        (D1, 10), (D1 + 4 * HOUR + QUARTER, 3)
+    ]
+
+
 def test_spreading_to_a_second_network_is_a_change_and_the_end_an_unblock_with_its_duration():
     state, events = replay(az_2022(), 0, 240)
     kinds = [(e.kind, e.asns, e.added, e.cleared) for _, e in events]
@@ -224,7 +343,7 @@ def test_spreading_to_a_second_network_is_a_change_and_the_end_an_unblock_with_i
         ("blocked", (AZERCELL,), (AZERCELL,), ()),
         ("changed", (AZERCELL, BAKINTERNET), (BAKINTERNET,), ()),
         ("changed", (AZERCELL,), (), (BAKINTERNET,)),  # AS41997's block ended first
-        ("unblocked", (AZERCELL,), (), (AZERCELL,)),
+        ("unblocked", (AZERCELL, BAKINTERNET), (), (AZERCELL,)),  # the period's networks; the last one cleared
     ]
     (t_changed, changed), (t_cleared, cleared), (t_unblocked, unblocked) = events[1:]
     assert t_changed == h(82)  # AS41997 probes every 3 h: bucket 81 is its first run in the block
@@ -240,9 +359,15 @@ def test_spreading_to_a_second_network_is_a_change_and_the_end_an_unblock_with_i
     assert unblocked.duration == h(119) - h(72)
     assert h(119) + DEFAULT.clear_after <= t_unblocked <= h(119) + DEFAULT.clear_after + 3 * HOUR
     assert unblocked.method == "tls" and unblocked.intermittent is False
-    assert unblocked.measurements >= DEFAULT.clear_min_valid and unblocked.anomalies == 0  # the OK data
-    assert len(unblocked.evidence) == 3
-    assert state.blocked_asns == () and state.blocked_since is None
+    # every network blocked during the period, the last one cleared by this event
+    assert unblocked.asns == (AZERCELL, BAKINTERNET) and unblocked.cleared == (AZERCELL,)
+    # the numbers of the whole period: AS29049's 24 runs (72..118) and AS41997's 13 (81..117)
+    assert (unblocked.anomalies, unblocked.measurements) == (24 * 10 + 13 * 7, 24 * 12 + 13 * 8)
+    assert len(unblocked.evidence) == 6  # three per network
+    # while AS41997 cleared, AS29049 was still blocked: its numbers are its block's, not the OK data
+    # of the clearing window (its buckets of 72..92 were pruned by then and still count)
+    assert cleared.asns == (AZERCELL,) and (cleared.anomalies, cleared.measurements) == (24 * 10, 24 * 12)
+    assert state.blocked_asns == () and state.blocked_since is None and state.cleared_blocks == []
 
 
 def test_one_network_clearing_while_another_stays_blocked_is_a_change():
@@ -252,7 +377,13 @@ def test_one_network_clearing_while_another_stays_blocked_is_a_change():
         ("blocked", (AZERCELL, BAKINTERNET), ()),
         ("changed", (AZERCELL,), (BAKINTERNET,)),
     ]
-    assert events[1][1].since == h(10)
+    when, changed = events[1]
+    assert changed.since == h(10)
+    # the numbers are AS29049's over its block (every 2 h from hour 10 to its newest run), not the
+    # last day's nor AS41997's clearing window
+    runs = len(range(10, int((when - T0) / HOUR), 2))
+    assert runs > 24  # far more than a day of them
+    assert (changed.anomalies, changed.measurements) == (runs * 10, runs * 12)
 
 
 def test_method_is_the_most_common_among_blocked_observations_and_confirmed_counts():
@@ -434,7 +565,8 @@ def test_a_new_bucket_size_replaces_the_overlapping_old_buckets():
     hourly = [obs(AZERCELL, h(k), 3, 0) for k in range(10)]
     state, _ = detect(None, hourly, h(10))
     state, _ = detect(state, [obs(AZERCELL, T0, 30, 0, hours=24)], h(11))
-    assert [(b.start, b.end, b.valid) for b in state.networks[AZERCELL].buckets.values()] == [(T0, T0 + DAY, 30)]
+    # a day still filling, first seen at 11:00, holds the data up to then
+    assert [(b.start, b.end, b.valid) for b in state.networks[AZERCELL].buckets.values()] == [(T0, h(11), 30)]
     # a late bucket fills in out of order and keeps the order sorted
     state, _ = detect(state, [obs(AZERCELL, T0 - 2 * HOUR, 3, 0, hours=1)], h(12))
     assert list(state.networks[AZERCELL].buckets) == [T0 - 2 * HOUR, T0]
