@@ -2,11 +2,16 @@
 
 One cycle (`Poller.poll_once`): the watched (country, platforms) of chats that are not paused; per
 country one `OoniSource.observe()` (at most 3 requests, whatever the number of platforms or
-watchers); then, on the DB thread and in ONE transaction per country, each platform's stored state
-is loaded, run through the detector, saved, and every event is queued for its watchers
-(`notifier.queue_event`: the event row and its deliveries). So a crash between detecting and
-sending loses nothing, and a restart repeats nothing: the saved state already holds the change.
+watchers); then, on the DB thread and in ONE transaction per country, each platform's state is run
+through the detector, saved, and every event is queued for its watchers (`notifier.queue_event`:
+the event row and its deliveries). So a crash between detecting and sending loses nothing, and a
+restart repeats nothing: the saved state already holds the change.
 A country whose source fails keeps its state (missing data is never an unblock) and the others go on.
+
+The states are read from the database once and then held in memory (`HeldStates`): parsing 500
+states' JSON every cycle cost about a second (bench/bench_poll_cycle.py). The database stays the
+source of truth — written in the same transaction as the events, read again after a restart, after
+a failed transaction, and whenever another process (`blockwatch poll --once`) has written to it.
 
 `blockwatch run` runs `Poller.run` in the background (`wire`); `blockwatch poll --once` runs
 one cycle from the command line (`poll_once_command`).
@@ -26,7 +31,7 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 from bot.config import Settings
-from bot.detector import DEFAULT, Event, Thresholds, detect
+from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
 from bot.notifier import event_text, queue_event
 from bot.observations import Observation
 from bot.services import Services
@@ -51,24 +56,71 @@ class PollResult:
     failed: list[str] = field(default_factory=list)  # the country codes behind `errors`
 
 
+class HeldStates:
+    """The detector's states held in memory between cycles; the database keeps the truth (one cycle at a time).
+
+    A state is read from the database the first time it is needed, then held. Held states are
+    dropped when they may differ from the stored ones: a country's after its transaction failed
+    (the detector changed them, the database did not), and all of them when another connection has
+    committed to the database since (SQLite's `PRAGMA data_version` tells), e.g. `blockwatch poll
+    --once` run beside the bot."""
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str], BlockState] = {}
+        self._data_version: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def check(self, db: sqlite_utils.Database) -> None:
+        """Forget every held state if another connection wrote to the database (call inside the transaction)."""
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._states.clear()
+            self._data_version = version
+
+    def get(self, db: sqlite_utils.Database, country: str, platform: str) -> BlockState | None:
+        state = self._states.get((country, platform))
+        return state if state is not None else load_state(db, country, platform)
+
+    def keep(self, state: BlockState) -> None:
+        self._states[(state.country, state.platform)] = state
+
+    def forget(self, country: str) -> None:
+        for key in [k for k in self._states if k[0] == country]:
+            del self._states[key]
+
+    def keep_only(self, pairs: dict[str, set[str]]) -> None:
+        """Let go of the pairs no chat watches any more (their stored state stays)."""
+        for key in [k for k in self._states if k[1] not in pairs.get(k[0], ())]:
+            del self._states[key]
+
+
 def _apply(
     db: sqlite_utils.Database,
+    held: HeldStates,
     country: str,
     platforms: list[str],
     observations: list[Observation],
     now: datetime,
     thresholds: Thresholds,
 ) -> list[Event]:
-    """One country's poll folded into its stored states, and its events queued — all or nothing (DB thread)."""
+    """One country's poll folded into its states, saved, and its events queued — all or nothing (DB thread)."""
     events: list[Event] = []
-    with transaction(db):
-        for platform in platforms:
-            mine = [o for o in observations if o.platform == platform]
-            state, new = detect(load_state(db, country, platform), mine, now, thresholds, country=country, platform=platform)
-            save_state(db, state)
-            for event in new:
-                queue_event(db, event)
-            events += new
+    try:
+        with transaction(db):
+            held.check(db)
+            for platform in platforms:
+                mine = [o for o in observations if o.platform == platform]
+                state, new = detect(held.get(db, country, platform), mine, now, thresholds, country=country, platform=platform)
+                save_state(db, state)
+                for event in new:
+                    queue_event(db, event)
+                held.keep(state)
+                events += new
+    except BaseException:
+        held.forget(country)  # the detector changed them in memory, the rollback did not store it
+        raise
     return events
 
 
@@ -89,6 +141,7 @@ class Poller:
         self.clock = clock
         self.thresholds = thresholds
         self.last: PollResult | None = None
+        self.states = HeldStates()
         self._warned_idle = False
         self._logged_faults: set[str] = set()
 
@@ -111,6 +164,7 @@ class Poller:
                 self._warned_idle = True
         else:
             self._warned_idle = False
+        self.states.keep_only(pairs)
         requests_before = self.source.requests_made
         events: list[Event] = []
         failed: list[str] = []
@@ -119,7 +173,7 @@ class Poller:
             now = self.clock()
             try:
                 observations = await self.source.observe(country, platforms, now)
-                events += await store.run(_apply, country, platforms, observations, now, self.thresholds)
+                events += await store.run(_apply, self.states, country, platforms, observations, now, self.thresholds)
             except SourceError as error:
                 failed.append(country)  # its state stays as it was: missing data is never an unblock
                 log.debug("%s: no data this cycle (%s)", country, error)

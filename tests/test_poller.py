@@ -13,9 +13,12 @@ import os
 import sys
 from datetime import datetime, timedelta, timezone
 
+import aiohttp
 import pytest
 
+from bot import catalog
 from bot.config import Settings
+from bot.detector import DEFAULT
 from bot.poller import Poller
 from bot.services import Services
 from bot.sources.ooni import OoniSource
@@ -111,6 +114,173 @@ async def test_cycles_before_and_during_the_block_raise_one_blocked_event_and_pe
     assert blocked.method == "tls" and blocked.evidence
     assert state.blocked and set(state.blocked_asns) == set(AZ_BLOCKED_ASNS)  # the state outlives the process
     assert all(r.errors == 0 for r in results)
+
+
+QUARTER = timedelta(minutes=15)
+EVENING_BEFORE = datetime(2022, 9, 13, 22, tzinfo=UTC)  # polls run through midnight into the block's day
+
+
+def first_poll_showing_the_block(rows, polls) -> datetime:
+    """The first poll whose published rows show the block to the detector's bar: on some blocked network,
+    the rows measured since an earlier poll (no sooner than the block's start) up to this poll hold
+    enough anomalies among enough valid measurements (DEFAULT.needed). Computed from the rows, as the
+    aggregation counts them (failures are not valid; confirmed counts as anomalous)."""
+    for t in polls:
+        cut = t.strftime("%Y-%m-%d %H:%M:%S")
+        for asn in AZ_BLOCKED_ASNS:
+            mine = [r for r in rows if r["probe_asn"] == asn and r["measurement_start_time"] < cut and r["msm_failure"] != "t"]
+            for u in (p for p in polls if BLOCK_START <= p < t):
+                since = u.strftime("%Y-%m-%d %H:%M:%S")
+                part = [r for r in mine if r["measurement_start_time"] >= since]
+                signs = sum(r["anomaly"] == "t" or r["confirmed"] == "t" for r in part)
+                if part and signs >= DEFAULT.needed(len(part)):
+                    return t
+    raise AssertionError("the rows never show the block")
+
+
+async def day_totals_from_ooni(fake: FakeOoni, day: str, next_day: str) -> dict[int, tuple[int, int]]:
+    """(valid, anomalous) per network for one UTC day of AZ TikTok web measurements, as the fake's aggregation counts them."""
+    params = {
+        "probe_cc": "AZ", "test_name": "web_connectivity", "domain": ",".join(catalog.platform_domains("tiktok", "AZ")),
+        "since": day, "until": next_day, "axis_y": "probe_asn",
+    }
+    async with aiohttp.ClientSession() as session:
+        async with session.get(fake.url + "/api/v1/aggregation", params=params) as resp:
+            body = await resp.json()
+    return {
+        e["probe_asn"]: (e["measurement_count"] - e["failure_count"], e["anomaly_count"] + e["confirmed_count"])
+        for e in body["result"]
+    }
+
+
+def pieces_of(state, start: datetime, end: datetime) -> dict[int, list[tuple]]:
+    return {
+        asn: [(b.start, b.end, b.valid, b.signs) for b in net.buckets.values() if start <= b.start < end]
+        for asn, net in sorted(state.networks.items())
+    }
+
+
+def totals(pieces: dict[int, list[tuple]]) -> dict[int, tuple[int, int]]:
+    return {asn: (sum(p[2] for p in ps), sum(p[3] for p in ps)) for asn, ps in pieces.items() if ps}
+
+
+async def test_polls_every_15_minutes_raise_the_block_on_the_first_poll_whose_data_shows_it(tmp_path, rows):
+    polls = [EVENING_BEFORE + k * QUARTER for k in range(4 * 16)]  # 22:00 to 13:45 the next day
+    expected = first_poll_showing_the_block(rows, polls)
+    async with FakeOoni() as fake:
+        clock = Clock(fake, rows, polls[0])
+        store = await open_store(tmp_path / "bw.db")
+        try:
+            async with OoniSource(fake.url, sleep=no_sleep) as source:
+                poller = Poller(services_for(store, fake), source, clock=clock)
+                events = []
+                for now in polls:
+                    clock.move(now)
+                    events += [e for e in (await poller.poll_once()).events if e.kind == "blocked"]
+                    if events:
+                        break
+        finally:
+            await store.close()
+    assert events, "no blocked event"
+    [blocked] = events
+    # within one poll of the data arriving: the poll that first has enough of the block's rows
+    assert blocked.time == expected, (blocked.time, expected)
+    assert BLOCK_START < expected <= BLOCK_START + timedelta(hours=3)  # no later than the hourly backtest's 09:00
+    assert BLOCK_START <= blocked.since < blocked.time  # the block's own start, not midnight's OK data
+    assert blocked.method == "tls" and set(blocked.asns) <= set(AZ_BLOCKED_ASNS)
+
+
+async def test_a_restart_mid_day_keeps_the_increments_without_counting_twice(tmp_path, rows):
+    polls = [EVENING_BEFORE + k * QUARTER for k in range(4 * 16)]  # 22:00 to 13:45 the next day
+    restart_at = polls.index(datetime(2022, 9, 14, 10, tzinfo=UTC))
+    day, next_day = datetime(2022, 9, 14, tzinfo=UTC), datetime(2022, 9, 15, tzinfo=UTC)
+    runs = {}
+    for restarting in (False, True):
+        async with FakeOoni() as fake:
+            clock = Clock(fake, rows, polls[0])
+            path = tmp_path / f"bw-{restarting}.db"
+            store = await open_store(path)
+            source = OoniSource(fake.url, sleep=no_sleep)
+            poller = Poller(services_for(store, fake), source, clock=clock)
+            events = []
+            try:
+                for k, now in enumerate(polls):
+                    if restarting and k == restart_at:  # a new process: new store, source and poller, same database
+                        await source.close()
+                        await store.close()
+                        store = await Store.open(path)
+                        source = OoniSource(fake.url, sleep=no_sleep)
+                        poller = Poller(services_for(store, fake), source, clock=clock)
+                    clock.move(now)
+                    events += (await poller.poll_once()).events
+                state = await store.run(load_state, "AZ", "tiktok")
+                kinds = await store.run(stored_kinds)
+            finally:
+                await source.close()
+                await store.close()
+            ooni = await day_totals_from_ooni(fake, "2022-09-14", "2022-09-15")
+        runs[restarting] = (pieces_of(state, day, next_day), [e.kind for e in events])
+        # no double counting: the pieces of the day add up to what OONI holds for it, network by network
+        assert totals(pieces_of(state, day, next_day)) == ooni, restarting
+        assert kinds == [e.kind for e in events] and kinds.count("blocked") == 1
+    assert runs[True] == runs[False]  # the restart changed no piece and no event
+
+
+async def test_the_poller_keeps_the_states_in_memory_and_reloads_them_when_another_process_wrote(tmp_path, rows):
+    path = tmp_path / "bw.db"
+    async with FakeOoni() as fake:
+        clock = Clock(fake, rows, BLOCK_START - timedelta(hours=2))
+        store = await open_store(path)
+        other = None
+        try:
+            async with OoniSource(fake.url, sleep=no_sleep) as source:
+                poller = Poller(services_for(store, fake), source, clock=clock)
+                await poller.poll_once()
+                statements: list[str] = []
+                await store.run(lambda db: db.conn.set_trace_callback(statements.append))
+                clock.move(clock.now + QUARTER)
+                assert (await poller.poll_once()).errors == 0
+                assert [s for s in statements if "from states" in s] == []  # held in memory: not read again
+                assert [s for s in statements if "insert into states" in s]  # but written, with the events
+
+                # `blockwatch poll --once` from another process raises the block and saves its state...
+                clock.move(BLOCK_START + timedelta(hours=12))
+                other = await Store.open(path)
+                async with OoniSource(fake.url, sleep=no_sleep) as other_source:
+                    assert [e.kind for e in (await Poller(services_for(other, fake), other_source, clock=clock).poll_once()).events] == ["blocked"]
+                # ...so this poller reads the state again rather than raising the block a second time
+                clock.move(clock.now + QUARTER)
+                statements.clear()
+                assert (await poller.poll_once()).events == []
+                assert [s for s in statements if "from states" in s]
+            kinds = await store.run(stored_kinds)
+        finally:
+            await store.close()
+            if other is not None:
+                await other.close()
+    assert kinds == ["blocked"]
+
+
+async def test_a_failed_cycle_forgets_the_states_it_changed_so_its_event_is_not_lost(tmp_path, rows):
+    async with FakeOoni() as fake:
+        clock = Clock(fake, rows, BLOCK_START - timedelta(hours=2))
+        store = await open_store(tmp_path / "bw.db")
+        try:
+            async with OoniSource(fake.url, sleep=no_sleep) as source:
+                poller = Poller(services_for(store, fake), source, clock=clock)
+                await poller.poll_once()  # the state is now held in memory
+                await store.run(lambda db: db.execute("alter table events rename to events_away"))
+                clock.move(BLOCK_START + timedelta(hours=12))
+                failed = await poller.poll_once()  # detects the block, cannot store its event: rolled back
+                assert (failed.errors, failed.events) == (1, [])
+                await store.run(lambda db: db.execute("alter table events_away rename to events"))
+                clock.move(clock.now + QUARTER)
+                again = await poller.poll_once()
+            kinds = await store.run(stored_kinds)
+        finally:
+            await store.close()
+    assert [e.kind for e in again.events] == ["blocked"]  # not swallowed by a state the database never got
+    assert kinds == ["blocked"]
 
 
 async def test_a_restart_on_the_same_database_repeats_no_event(tmp_path, rows):
