@@ -1,6 +1,6 @@
 """Detector time per poll cycle: 50 countries x 10 platforms x 20 networks, 48 hourly buckets each.
 
-Run: python bench/bench_detector.py [--cycles N]
+Run: python bench/bench_detector.py [--cycles N] [--live]
 
 A cycle is what the live poller does every POLL_INTERVAL: for every (country, platform) one
 `detect()` call with that poll's observations — the newest hourly bucket of every network that
@@ -13,7 +13,13 @@ Printed: detector time per cycle (median and worst of N cycles): the 500 detect(
 folding the observations into the states, judging every network, building the events; not making
 the observations (the source's job) nor storing the states. Then how the thresholds did on this
 data (designed blocks found, noisy networks wrongly blocked), and separately what storing the
-states costs (to_dict + json.dumps of all 500 states each cycle; json.loads + from_dict on a restart).
+states costs (to_dict + json.dumps of all 500 states each cycle; json.loads + from_dict on a restart;
+bench/bench_poll_cycle.py times a whole cycle's state handling in SQLite).
+
+With --live, the observations have the live source's shape instead: each network's UTC day re-sent
+every 15 minutes with its counts so far (yesterday's final counts once, after midnight), which the
+detector splits into increments; a probe run's measurements arrive 10 minutes after its hour begins.
+Warm-up and cycles are then 15-minute polls.
 """
 
 from __future__ import annotations
@@ -66,6 +72,56 @@ class Network:
                            "tls" if anomalies else None, uids)
 
 
+class LiveDay:
+    """One network's counts so far per UTC day, as the live source re-sends them (--live)."""
+
+    def __init__(self, net: Network):
+        self.net, self.next_hour = net, 0
+        self.days: dict[datetime, list] = {}  # day → [measurements, anomalies, failures, uids]
+
+    def observations(self, country: str, platform: str, now: datetime) -> list[Observation]:
+        while T0 + self.next_hour * HOUR + timedelta(minutes=10) < now:  # runs that have arrived by now
+            o = self.net.observation(country, platform, self.next_hour)
+            self.next_hour += 1
+            if o is not None:
+                day = self.days.setdefault(o.start.replace(hour=0), [0, 0, 0, ()])
+                day[0] += o.measurements
+                day[1] += o.anomalies
+                day[2] += o.failures
+                day[3] = (o.evidence + day[3])[:5]
+        today = now.replace(hour=0, minute=0)
+        days = [today - timedelta(days=1), today] if now - today < QUARTER else [today]
+        out = []
+        for day in days:
+            if (counts := self.days.get(day)) is not None:
+                n, anomalies, failures, uids = counts
+                out.append(Observation(country, platform, self.net.asn, day, day + timedelta(days=1), n, anomalies, 0,
+                                       failures, "tls" if anomalies else None, uids))
+        for old in [d for d in self.days if d < today - timedelta(days=1)]:
+            del self.days[old]
+        return out
+
+
+QUARTER = timedelta(minutes=15)
+
+
+def poll_live(pairs, states, live: dict, quarter: int) -> tuple[float, float, int, int]:
+    """One 15-minute cycle in the live source's shape; returns what `poll` returns."""
+    now = T0 + (quarter + 1) * QUARTER
+    batches = []
+    for country, platform, networks in pairs:
+        days = live.setdefault((country, platform), [LiveDay(net) for net in networks])
+        batches.append((country, platform, [o for d in days for o in d.observations(country, platform, now)]))
+    n_obs = sum(len(b[2]) for b in batches)
+    n_events = 0
+    t, cpu = time.perf_counter(), time.process_time()
+    for country, platform, observations in batches:
+        key = (country, platform)
+        states[key], events = detect(states.get(key), observations, now, country=country, platform=platform)
+        n_events += len(events)
+    return time.perf_counter() - t, time.process_time() - cpu, n_obs, n_events
+
+
 def build(rng: random.Random):
     pairs = []
     for c in range(COUNTRIES):
@@ -102,12 +158,19 @@ def poll(pairs, states, hour: int) -> tuple[float, float, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=10)
+    parser.add_argument("--live", action="store_true", help="day buckets re-sent every 15 minutes, as the live source sends them")
     args = parser.parse_args()
     rng = random.Random(20220913)
     pairs = build(rng)
     states: dict[tuple[str, str], BlockState] = {}
-    for hour in range(HISTORY_HOURS):  # warm-up: 48 hours of history
-        poll(pairs, states, hour)
+    live: dict = {}
+    per_hour = 4 if args.live else 1
+
+    def cycle(i: int):
+        return poll_live(pairs, states, live, i) if args.live else poll(pairs, states, i)
+
+    for i in range(HISTORY_HOURS * per_hour):  # warm-up: 48 hours of history
+        cycle(i)
     buckets = sum(len(n.buckets) for s in states.values() for n in s.networks.values())
     blocked = sum(len(s.blocked_asns) for s in states.values())
     print(f"states: {len(states)} pairs, {sum(len(s.networks) for s in states.values())} networks, "
@@ -115,7 +178,7 @@ def main() -> None:
 
     times, cpu_times, observed, events = [], [], 0, 0
     for i in range(args.cycles):
-        seconds, cpu, n_obs, n_events = poll(pairs, states, HISTORY_HOURS + i)
+        seconds, cpu, n_obs, n_events = cycle(HISTORY_HOURS * per_hour + i)
         times.append(seconds)
         cpu_times.append(cpu)
         observed, events = observed + n_obs, events + n_events
@@ -125,7 +188,7 @@ def main() -> None:
           f"CPU median {statistics.median(cpu_times) * 1000:.1f} ms")
 
     # what the thresholds did with this data: blocks by design found, chance clusters of noise taken for blocks
-    end_hour = HISTORY_HOURS + args.cycles
+    end_hour = HISTORY_HOURS + args.cycles // per_hour
     designed = found = false = 0
     for country, platform, networks in pairs:
         blocked = set(states[(country, platform)].blocked_asns)
