@@ -25,6 +25,7 @@ from tests.fakes.ooni import (
     FIXTURES,
     FakeOoni,
     az_tiktok_episode,
+    az_whatsapp_rows,
     load_fastpath_background,
     redate,
 )
@@ -251,6 +252,154 @@ async def test_every_poll_stays_within_three_requests_and_app_counts_are_not_sta
     assert "tiktok" in platforms_per_poll[0]
     assert {"whatsapp", "telegram", "signal"} <= platforms_per_poll[1]
     assert sum({"whatsapp", "telegram"} <= seen for seen in platforms_per_poll) >= 6
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-sent day buckets: web and app counts of one platform, never a partial sum
+# ---------------------------------------------------------------------------------------------
+
+
+def kinds_of(platform: str, cc: str = "AZ") -> tuple[str, ...]:
+    """The count requests a platform's day is made of: its web domains, its app tests, or both."""
+    return (("web",) if catalog.platform_domains(platform, cc) else ()) + (
+        ("apps",) if catalog.PLATFORMS[platform].tests else ())
+
+
+class Uploads:
+    """Rows reaching the fake API as the clock moves: each at its upload time (its start, or later)."""
+
+    def __init__(self, fake: FakeOoni, rows, late: timedelta = timedelta(0), late_from: datetime | None = None):
+        def upload(row) -> datetime:
+            start = datetime.fromisoformat(row["measurement_start_time"]).replace(tzinfo=UTC)
+            return start + late if late_from is not None and start >= late_from else start
+
+        self.fake = fake
+        self.pending = sorted(rows, key=upload)
+        self.upload = upload
+
+    def until(self, now: datetime) -> None:
+        n = 0
+        while n < len(self.pending) and self.upload(self.pending[n]) < now:
+            n += 1
+        self.fake.add_rows(self.pending[:n])
+        del self.pending[:n]
+
+
+class Sightings:
+    """What the detector is sent of each (platform, asn, day), checked against the fake's own totals.
+
+    Every day count request the source makes is answered again here, per platform, straight from the
+    fake: that part of the day is then known as of this cycle. Each Observation must be the sum of
+    the last known web and app parts of its platform (both known: never a partial sum), and never
+    below the previous sighting of the same bucket."""
+
+    def __init__(self, fake: FakeOoni, platforms, cc: str = "AZ"):
+        self.fake, self.cc, self.platforms = fake, cc, list(platforms)
+        self.known: dict[tuple[str, date], dict[tuple[str, int], tuple[int, ...]]] = {}
+        self.last: dict[tuple[str, int, datetime], tuple[int, ...]] = {}
+        self.cycles: list[set[tuple[str, date]]] = []  # the parts each cycle refreshed
+
+    async def _totals(self, kind: str, day: date) -> dict[tuple[str, int], tuple[int, ...]]:
+        totals = {}
+        for platform in self.platforms:
+            if kind not in kinds_of(platform, self.cc):
+                continue
+            query = {"test_name": "web_connectivity", "domain": ",".join(catalog.platform_domains(platform, self.cc))}
+            if kind == "apps":
+                query = {"test_name": ",".join(catalog.PLATFORMS[platform].tests)}
+            status, body = await get_json(
+                self.fake.url + "/api/v1/aggregation", probe_cc=self.cc, since=day.isoformat(),
+                until=(day + timedelta(days=1)).isoformat(), axis_x="probe_asn", **query,
+            )
+            assert status == 200
+            for r in body["result"]:
+                totals[(platform, r["probe_asn"])] = (
+                    r["measurement_count"], r["anomaly_count"], r["confirmed_count"], r["failure_count"])
+        return totals
+
+    async def check(self, observations) -> int:
+        """Check one cycle's observations against the fake; returns the requests the source made."""
+        made = list(self.fake.requests)
+        refreshed = set()
+        for path, q in made:
+            if path == "/api/v1/aggregation":
+                kind = "web" if q["test_name"] == "web_connectivity" else "apps"
+                refreshed.add((kind, date.fromisoformat(q["since"])))
+        for kind, day in refreshed:
+            self.known[(kind, day)] = await self._totals(kind, day)
+        self.cycles.append(refreshed)
+        for o in observations:
+            parts = [self.known.get((kind, o.start.date())) for kind in kinds_of(o.platform, o.country)]
+            assert None not in parts, f"{o.platform} AS{o.asn} {o.start:%m-%d} sent with a part never fetched"
+            want = tuple(map(sum, zip(*(p.get((o.platform, o.asn), (0, 0, 0, 0)) for p in parts))))
+            got = (o.measurements, o.anomalies, o.confirmed, o.failures)
+            assert got == want, (o.platform, o.asn, o.start, got, want)
+            before = self.last.get((o.platform, o.asn, o.start))
+            assert before is None or all(g >= b for g, b in zip(got, before)), (o.platform, o.asn, before, got)
+            self.last[(o.platform, o.asn, o.start)] = got
+        self.fake.requests.clear()
+        return len(made)
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["running", "restarted-after-midnight"])
+async def test_a_day_re_sent_across_midnight_always_sums_its_web_and_app_counts(restart):
+    day = datetime(2022, 9, 20, tzinfo=UTC)
+    midnight = day + timedelta(days=1)
+    rows = az_whatsapp_rows(datetime(2022, 9, 20, 20), datetime(2022, 9, 21, 2))
+    # Measurements of the day's last ten minutes are uploaded 5 minutes late: after 23:50's poll.
+    cycles = [midnight + timedelta(minutes=m) for m in range(-55, 60, 15)]  # 23:05 … 00:50
+    async with FakeOoni() as fake:
+        uploads = Uploads(fake, rows, late=timedelta(minutes=5), late_from=midnight - timedelta(minutes=10))
+        sightings = Sightings(fake, ["whatsapp"])
+        source = OoniSource(fake.url)
+        sent: dict[datetime, dict[int, int]] = {}  # when → yesterday's measurements per network
+        try:
+            for now in cycles:
+                uploads.until(now)
+                if restart and now == cycles[4]:  # the first poll after midnight, by a new process
+                    await source.close()
+                    source, sightings.known = OoniSource(fake.url), {}
+                observations = await source.observe("AZ", ["whatsapp"], now)
+                assert await sightings.check(observations) <= 3
+                sent[now] = {o.asn: o.measurements for o in observations if o.start == day}
+        finally:
+            await source.close()
+
+    assert {p for p, _, _ in sightings.last} == {"whatsapp"}
+    # The final parts come in two cycles (budget: today's two counts first), each for every network.
+    finals = [n for n, refreshed in enumerate(sightings.cycles) if refreshed & {("web", day.date()), ("apps", day.date())}]
+    assert [sightings.cycles[n] & {("web", day.date()), ("apps", day.date())} for n in finals][-2:] == [
+        {("web", day.date())}, {("apps", day.date())}]
+    per_network = Counter(r["probe_asn"] for r in rows if r["measurement_start_time"].startswith("2022-09-20"))
+    assert sent[cycles[3]] and all(sent[cycles[3]][asn] < per_network[asn] for asn in AZ_OK_ASNS)  # 23:50: late ones missing
+    # After midnight the day is sent complete, or not at all until it can be.
+    after = [sent[now] for now in cycles[4:] if sent[now]]
+    assert after and after[-1] == dict(per_network)
+    if restart:  # the new process knows yesterday's app part only from the app final
+        assert sent[cycles[4]] == {}
+
+
+async def test_a_day_re_sent_while_details_take_the_budget_keeps_its_app_counts(episode):
+    # TikTok's block starts at 06:00 on every blocked network: its evidence and method take the budget
+    # from the app counts, while WhatsApp is measured both ways on the same networks all morning.
+    start = datetime(2022, 9, 14, 4, tzinfo=UTC)
+    rows = episode + az_whatsapp_rows(datetime(2022, 9, 14, 3), datetime(2022, 9, 14, 10),
+                                      asns=(*AZ_BLOCKED_ASNS, *AZ_OK_ASNS))
+    async with FakeOoni() as fake, OoniSource(fake.url) as source:
+        uploads = Uploads(fake, rows)
+        sightings = Sightings(fake, ["tiktok", "whatsapp"])
+        whatsapp_sent = []
+        for minutes in range(5, 6 * 60, 15):
+            now = start + timedelta(minutes=minutes)
+            uploads.until(now)
+            observations = await source.observe("AZ", ["tiktok", "whatsapp"], now)
+            assert await sightings.check(observations) <= 3
+            whatsapp_sent.append({o.asn for o in observations if o.platform == "whatsapp" and o.start.day == 14})
+    today = date(2022, 9, 14)
+    skipped = [n for n, refreshed in enumerate(sightings.cycles) if ("apps", today) not in refreshed]
+    assert skipped and skipped[0] > 0, sightings.cycles  # details did take the app counts' place
+    assert all(whatsapp_sent[n] == set(AZ_BLOCKED_ASNS + AZ_OK_ASNS) for n in skipped)  # sent, with both parts
+    assert {asn for p, asn, _ in sightings.last if p == "tiktok"} == set(AZ_BLOCKED_ASNS + AZ_OK_ASNS)
 
 
 # ---------------------------------------------------------------------------------------------

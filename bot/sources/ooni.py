@@ -19,7 +19,15 @@ What the API allows (ooni/backend oonimeasurements, routers/v1/aggregation.py an
 
 The live plan: with two axes per request, platform × network × time needs either one request per
 platform (cost grows with platforms) or a day-long window. We take the day: a poll's buckets are
-UTC days, today's re-sent (and replacing the older copy) while it fills.
+UTC days, today's re-sent with growing counts while it fills. The detector takes a re-sent day's
+growth since its last sighting as new data and a drop as OONI revising the day, so a re-sent day
+must never lose counts the source merely did not fetch this time. A platform with web domains and
+app tests (WhatsApp, Telegram, Signal, Facebook) has two parts per day, one from each count request,
+and a cycle's budget may refresh only one: in every cycle that fetched a part of a day, each
+(platform, network) of that day is sent as the sum of its platform's last known parts — and not at
+all until every part has been fetched once (a new process, a newly watched platform). Yesterday's
+final parts come in one or two cycles after midnight; until both are in, the other part counts with
+its last value from yesterday's polls.
   1. web counts — aggregation `test_name=web_connectivity&domain=<every watched platform's domains>
      &axis_x=domain&axis_y=probe_asn`, today; rows → platforms with catalog.platform_of.
   2. app counts — aggregation `test_name=<the watched app tests>&axis_x=test_name&axis_y=probe_asn`, today.
@@ -118,11 +126,17 @@ class _Details:
     method_at: datetime | None = None
 
 
+Part = dict[str, dict[int, _Counts]]  # one count request's answer for one day: platform → asn → counts
+
+
 @dataclass
 class _CountryPoll:
     """What the live poll remembers about one country between cycles."""
 
     details: dict[tuple[str, int, datetime], _Details] = field(default_factory=dict)
+    # The last answer of each count request ("web" or "apps") per day start. A day is sent as the sum
+    # of its platforms' parts, so a part not fetched this cycle counts with its last known value.
+    parts: dict[tuple[str, datetime], Part] = field(default_factory=dict)
     final: dict[tuple[str, tuple[str, ...]], date] = field(default_factory=dict)  # yesterday fetched, per query
     apps_waiting: bool = False  # app counts were skipped last cycle to make room for details
 
@@ -473,15 +487,22 @@ class OoniSource:
         tests = tuple(sorted({t for p in names for t in catalog.PLATFORMS[p].tests}))
         poll = self._countries.setdefault(cc, _CountryPoll())
         budget = _Budget(self.budget)
-        counts: dict[Key, _Counts] = {}
+        kinds = {  # the count requests each platform's day is made of
+            p: tuple(k for k, query in (("web", catalog.platform_domains(p, cc)), ("apps", catalog.PLATFORMS[p].tests))
+                     if query)
+            for p in names
+        }
+        refreshed: set[datetime] = set()  # days with a part fetched this cycle: the days to send
 
-        def put(found: dict[tuple[str, int], _Counts], start: datetime) -> None:
+        def put(kind: str, found: dict[tuple[str, int], _Counts], start: datetime) -> None:
+            part = poll.parts.setdefault((kind, start), {})
+            for platform in names:
+                if kind in kinds[platform]:  # asked for: a network missing from the answer has none
+                    part[platform] = {}
             for (platform, asn), c in found.items():
-                merged = counts.setdefault((platform, asn, start), _Counts())
-                merged.measurements += c.measurements
-                merged.anomalies += c.anomalies
-                merged.confirmed += c.confirmed
-                merged.failures += c.failures
+                if platform in part:
+                    part[platform][asn] = c
+            refreshed.add(start)
 
         web_today: dict[tuple[str, int], _Counts] = {}
         apps_today: dict[tuple[str, int], _Counts] | None = None
@@ -490,12 +511,12 @@ class OoniSource:
             nonlocal apps_today
             budget.take()  # callers made sure one is left
             apps_today = await self._app_counts(cc, tests, today, today + timedelta(days=1))
-            put(apps_today, day[0])
+            put("apps", apps_today, day[0])
             poll.apps_waiting = False
 
         if domains and budget.take():
             web_today = await self._web_counts(cc, domains, today, today + timedelta(days=1))
-            put(web_today, day[0])
+            put("web", web_today, day[0])
         if tests and poll.apps_waiting:
             await fetch_apps()
         # A newly anomalous pair's alert needs its evidence and method now; refreshes can wait.
@@ -513,12 +534,27 @@ class OoniSource:
         for kind, query, fetch in (("web", domains, self._web_counts), ("apps", tests, self._app_counts)):
             if query and poll.final.get((kind, query)) != yesterday and budget.take():
                 try:
-                    put(await fetch(cc, query, yesterday, today), _midnight(yesterday))
+                    put(kind, await fetch(cc, query, yesterday, today), _midnight(yesterday))
                     poll.final[(kind, query)] = yesterday
                 except SourceError:
                     pass  # logged by _get; today's counts are still good, yesterday waits
 
         self._prune(poll, yesterday)
+        counts: dict[Key, _Counts] = {}
+        for start in refreshed:
+            for platform in names:
+                parts = [poll.parts.get((kind, start), {}).get(platform) for kind in kinds[platform]]
+                if not parts or None in parts:
+                    # A part never fetched (a new process, a newly watched platform): the sum without it
+                    # would look like OONI shrinking the day. The day waits for that part.
+                    continue
+                for part in parts:
+                    for asn, c in part.items():
+                        total = counts.setdefault((platform, asn, start), _Counts())
+                        total.measurements += c.measurements
+                        total.anomalies += c.anomalies
+                        total.confirmed += c.confirmed
+                        total.failures += c.failures
         observations = []
         for (platform, asn, start), c in sorted(counts.items()):
             d = poll.details.get((platform, asn, start), _Details())
@@ -593,6 +629,8 @@ class OoniSource:
         cutoff = _midnight(oldest)
         for key in [k for k in poll.details if k[2] < cutoff]:
             del poll.details[key]
+        for key in [k for k in poll.parts if k[1] < cutoff]:
+            del poll.parts[key]
 
     # -- history, for the backtest -----------------------------------------------------------
 

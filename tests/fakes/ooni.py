@@ -29,7 +29,8 @@ Retry-After, 200 → `{}`, "malformed" → truncated JSON, "timeout" → no answ
 Every request is recorded in `requests` as (path, query dict).
 
 Loaders: `load_fastpath_background()` (the real 2024-01-01 rows), `az_tiktok_episode()` (the
-September 2022 Azerbaijan TikTok block made by re-dating real rows; what it changes is listed there).
+September 2022 Azerbaijan TikTok block made by re-dating real rows; what it changes is listed there),
+`az_whatsapp_rows()` (WhatsApp on AZ networks, web and app test, from re-dated real rows).
 """
 
 from __future__ import annotations
@@ -267,6 +268,39 @@ def az_tiktok_episode(
                     template, analysis = rng.choice(ok_templates), web_analysis(None)
                 rows.append(redate(template, cc="AZ", asn=asn, when=when, rng=rng, input=url, analysis=analysis))
         hour += timedelta(hours=1)
+    return rows
+
+
+def az_whatsapp_rows(
+    start: datetime,
+    end: datetime,
+    *,
+    asns: Sequence[int] = AZ_OK_ASNS,
+    every: timedelta = timedelta(minutes=10),
+    seed: int = 20,
+) -> list[dict]:
+    """WhatsApp measured both ways on AZ networks, made by re-dating real fastpath rows.
+
+    From `start` to `end` (naive UTC), every `every` on each network: one web_connectivity
+    measurement of https://www.whatsapp.com/ (a copy of a real OK HTTPS row) and one `whatsapp`
+    app test (a copy of one of the 24 real `whatsapp` rows of 2024-01-01, one of them anomalous).
+    So a day of WhatsApp on one network has counts from two aggregation requests (web domains,
+    app tests) — what a source must add up. What each copy changes is in `redate()`.
+    """
+    rng = random.Random(seed)
+    background = load_fastpath_background()
+    _, ok_web = _templates(background)
+    app_tests = [row for row in background if row["test_name"] == "whatsapp"]
+    rows: list[dict] = []
+    slot = start
+    while slot < end:
+        for asn in asns:
+            when = slot + timedelta(seconds=rng.randrange(int(every.total_seconds())))
+            rows.append(redate(rng.choice(ok_web), cc="AZ", asn=asn, when=when, rng=rng,
+                               input="https://www.whatsapp.com/"))
+            when = slot + timedelta(seconds=rng.randrange(int(every.total_seconds())))
+            rows.append(redate(rng.choice(app_tests), cc="AZ", asn=asn, when=when, rng=rng))
+        slot += every
     return rows
 
 
