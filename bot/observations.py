@@ -18,8 +18,12 @@ class Observation:
 
     Counts partition `measurements` the way OONI's aggregation does:
     failures (the probe failed), then confirmed (a known block page), then anomalies, then ok.
-    A source re-sends a bucket while it is still filling (e.g. today's counts); the newer
-    Observation of the same (country, platform, asn, start) replaces the older one.
+    A source may re-send a bucket while it is still filling (e.g. today's counts), always with
+    the bucket's whole counts so far. The detector takes the first sighting of a filling bucket as
+    one bucket [start, now), the growth of each later sighting of the same (country, platform, asn,
+    start) as a new piece [previous sighting, now), and counts that went down as the source's
+    revision, which replaces that bucket. So a source never re-sends a bucket with only part of its
+    counts: a drop it did not mean would be taken for a revision.
     """
 
     country: str  # ISO 3166-1 alpha-2, upper case
