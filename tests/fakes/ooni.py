@@ -437,7 +437,8 @@ def _quantile(values: list[float], q: float) -> float:
 class FakeOoni:
     """`async with FakeOoni(rows) as fake:` — a fake OONI API at `fake.url`."""
 
-    def __init__(self, rows: Iterable[dict] = (), *, hang: float = 30.0):
+    def __init__(self, rows: Iterable[dict] = (), *, hang: float = 30.0, port: int = 0):
+        self.port = port  # 0: any free port (tests); a fixed one for serve_ooni
         self._rows: dict[str, list[_Row]] = {}
         self._total = 0
         self.hang = hang  # how long a "timeout" fault keeps the client waiting
@@ -482,7 +483,7 @@ class FakeOoni:
         app.router.add_get("/api/v1/measurements", self._measurements)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
