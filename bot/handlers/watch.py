@@ -19,9 +19,7 @@ FINDINGS_SHOWN_FOR = timedelta(days=7)  # a journalist asking later still sees w
 async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         check_length(update.effective_message.text)
-        if not context.args:
-            raise BadInput("no_country")
-        request = parse_watch(context.args)
+        request = parse_watch(context.args or [])
     except BadInput as error:
         await reply_error(update, context, error, "watch")
         return
@@ -89,9 +87,7 @@ async def watches(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         check_length(update.effective_message.text)
-        if not context.args:
-            raise BadInput("no_country")
-        request = parse_status(context.args)
+        request = parse_status(context.args or [])
     except BadInput as error:
         await reply_error(update, context, error, "status")
         return
