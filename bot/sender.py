@@ -83,7 +83,8 @@ class SendWindow:
             if wait <= 0:
                 if self._open + len(self._answered) < self.size:
                     self._open += 1
-                    self._next_start = now + self.spacing
+                    # on the ideal timeline: a late wake-up does not push every later send back
+                    self._next_start = max(self._next_start, now - self.spacing) + self.spacing
                     return
                 if self._answered:
                     wait = self._answered[0] + self.period - now
@@ -92,6 +93,13 @@ class SendWindow:
                     await self._freed.wait()
                     continue
             await self._sleep(max(wait, 0.0005))
+
+    def ready(self) -> bool:
+        """Whether a send may start now without waiting."""
+        now = self._clock()
+        while self._answered and self._answered[0] <= now - self.period:
+            self._answered.popleft()
+        return self.paused_until <= now and self._next_start <= now and self._open + len(self._answered) < self.size
 
     def release(self) -> None:
         self._open -= 1
@@ -120,7 +128,7 @@ class Sender:
         bot: Any = None,
         bot_from: Callable[[], Any] | None = None,
         per_chat_interval: float = PER_CHAT_INTERVAL,
-        max_in_flight: int = 32,
+        max_in_flight: int = 8,
         batch: int | None = None,
         send_timeout: float | None = None,
         idle_check: float = IDLE_CHECK,
@@ -145,6 +153,8 @@ class Sender:
         self.sent = self.failed = self.dropped = self.retried = 0
         self.backlog = 0
         self.recovered: list[int] = []  # deliveries found `sending` at start (possibly sent before the kill)
+        self._sent_queue: list[tuple[int, int, float, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
 
     # -- what others call --------------------------------------------------------------------
 
@@ -193,24 +203,34 @@ class Sender:
                 # an answer may free the next delivery of its chat (or set a retry): look again after it
                 await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
                 continue
-            for delivery in batch:
+            group: list[outbox.Delivery] = []
+            for position, delivery in enumerate(batch, 1):
                 await self._slots.acquire()
                 try:
                     await self.window.acquire()
                 except BaseException:
                     self._slots.release()
                     raise
-                if not await self.store.run(outbox.mark_sending, delivery.id):
-                    self._release()
-                    continue
-                task = asyncio.create_task(self._deliver(delivery))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
-                handled += 1
+                group.append(delivery)
+                # one write marks `sending` what may start now (under a rate limit: one at a time)
+                if position == len(batch) or self._slots.locked() or not self.window.ready():
+                    handled += await self._start(group)
+                    group = []
             if len(batch) < self.batch:
                 # a short batch was all that was due: wait for its answers before asking again
                 if self._in_flight:
                     await asyncio.wait(set(self._in_flight))
+
+    async def _start(self, group: list[outbox.Delivery]) -> int:
+        marked = await self.store.run(outbox.mark_sending, [delivery.id for delivery in group])
+        for delivery in group:
+            if delivery.id not in marked:  # its chat was dropped meanwhile
+                self._release()
+                continue
+            task = asyncio.create_task(self._deliver(delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(marked)
 
     # -- one delivery -----------------------------------------------------------------------------
 
@@ -253,9 +273,34 @@ class Sender:
             await self._retry(delivery, error, give_up=True)
         else:
             self.sent += 1
-            await self.store.run(outbox.mark_sent, delivery.id, message.message_id, self._clock(), self.per_chat_interval)
+            with contextlib.suppress(Exception):  # logged by the flush; the row stays `sending`
+                await self._record_sent(delivery.id, message.message_id)
         finally:
-            self._release()
+            self._release()  # only now: a slot is free once what it sent is recorded
+
+    async def _record_sent(self, delivery_id: int, message_id: int) -> None:
+        """Mark a delivery sent; answers arriving together are written in one transaction."""
+        done = asyncio.get_running_loop().create_future()
+        self._sent_queue.append((delivery_id, message_id, self._clock(), done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_sent())
+        await asyncio.shield(done)
+
+    async def _flush_sent(self) -> None:
+        await asyncio.sleep(0)  # let answers that arrived together join one write
+        while self._sent_queue:
+            items, self._sent_queue = self._sent_queue, []
+            try:
+                await self.store.run(outbox.mark_sent, [item[:3] for item in items], self.per_chat_interval)
+            except Exception as error:  # left `sending`: sent again after a restart, never lost
+                log.exception("could not record %d sent deliveries", len(items))
+                for *_, done in items:
+                    if not done.done():
+                        done.set_exception(error)
+                continue
+            for *_, done in items:
+                if not done.done():
+                    done.set_result(None)
 
     async def _drop_chat(self, delivery: outbox.Delivery, error: TelegramError) -> None:
         dropped = await self.store.run(outbox.drop_chat, delivery.chat_id, f"{type(error).__name__}: {error.message}")

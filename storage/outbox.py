@@ -179,27 +179,35 @@ def next_due(db: sqlite_utils.Database) -> float | None:
     return row[0]
 
 
-def mark_sending(db: sqlite_utils.Database, delivery_id: int) -> bool:
-    """Just before the call to Telegram; False if the delivery is no longer pending (e.g. its chat was dropped)."""
-    cursor = db.execute(
-        "update deliveries set status = 'sending', attempts = attempts + 1 where id = ? and status = 'pending'",
-        [delivery_id],
-    )
-    return cursor.rowcount == 1
-
-
-def mark_sent(db: sqlite_utils.Database, delivery_id: int, telegram_message_id: int | None, now: float, spacing: float) -> None:
-    """Telegram accepted it; the chat's next delivery waits `spacing` seconds (Telegram's 1 message/s per chat)."""
+def mark_sending(db: sqlite_utils.Database, delivery_ids: list[int]) -> set[int]:
+    """Just before the calls to Telegram; returns the ids still pending (a dropped chat's are not sent)."""
+    marked: set[int] = set()
     with transaction(db):
-        db.execute(
+        for start in range(0, len(delivery_ids), 500):  # SQLite caps the number of ? in one statement
+            chunk = delivery_ids[start : start + 500]
+            rows = db.execute(
+                "update deliveries set status = 'sending', attempts = attempts + 1 "
+                f"where id in ({', '.join('?' * len(chunk))}) and status = 'pending' returning id",
+                chunk,
+            ).fetchall()
+            marked.update(row[0] for row in rows)
+    return marked
+
+
+def mark_sent(db: sqlite_utils.Database, sent: list[tuple[int, int | None, float]], spacing: float) -> None:
+    """Telegram accepted these (delivery id, Telegram's message id, when); each chat's next delivery then
+    waits `spacing` seconds (Telegram's 1 message/s per chat)."""
+    stamp = _now()
+    with transaction(db):
+        db.conn.executemany(
             "update deliveries set status = 'sent', sent_at = ?, telegram_message_id = ?, error = null where id = ?",
-            [_now(), telegram_message_id, delivery_id],
+            [(stamp, message_id, delivery_id) for delivery_id, message_id, _ in sent],
         )
-        db.execute(
+        db.conn.executemany(
             "update deliveries set not_before = max(not_before, ?) where id = ("
             " select min(e.id) from deliveries e where e.status = 'pending'"
             " and e.chat_id = (select chat_id from deliveries where id = ?))",
-            [now + spacing, delivery_id],
+            [(at + spacing, delivery_id) for delivery_id, _, at in sent],
         )
 
 

@@ -95,9 +95,9 @@ def test_each_chat_sends_its_head_first_and_waits_a_second_after_a_send(db):
     notifier.queue_event(db, blocked("whatsapp"))
     due = outbox.due(db, now=1000.0, limit=10)
     assert [d.chat_id for d in due] == [1, 2]  # chat 1's whatsapp alert waits behind its tiktok one
-    assert all(outbox.mark_sending(db, d.id) for d in due)
+    assert outbox.mark_sending(db, [d.id for d in due]) == {d.id for d in due}
     assert outbox.due(db, now=1000.0, limit=10) == []  # both chats have one in flight
-    outbox.mark_sent(db, due[0].id, 11, now=1000.0, spacing=1.0)
+    outbox.mark_sent(db, [(due[0].id, 11, 1000.0)], spacing=1.0)
     assert outbox.due(db, now=1000.5, limit=10) == []  # chat 1's next: not before 1001
     assert outbox.next_due(db) == 1001.0
     [nxt] = outbox.due(db, now=1001.0, limit=10)
@@ -109,12 +109,12 @@ def test_a_retry_keeps_its_place_and_a_restart_resends_what_was_in_flight(db):
     notifier.queue_event(db, blocked("tiktok"))
     notifier.queue_event(db, blocked("whatsapp"))
     [first] = outbox.due(db, now=0, limit=10)
-    outbox.mark_sending(db, first.id)
+    outbox.mark_sending(db, [first.id])
     outbox.retry_later(db, first.id, not_before=50.0, error="429")
     assert outbox.due(db, now=10, limit=10) == []  # the second never overtakes the first
     [again] = outbox.due(db, now=50, limit=10)
     assert again.id == first.id and again.attempts == 1
-    outbox.mark_sending(db, again.id)
+    outbox.mark_sending(db, [again.id])
     assert outbox.recover(db) == [first.id]  # the process died mid-call
     assert [d.id for d in outbox.due(db, now=50, limit=10)] == [first.id]
 
@@ -133,7 +133,7 @@ def test_a_migrated_group_takes_its_watches_and_deliveries_to_the_new_id(db):
     subscriptions.add_watches(db, -5, "AZ", ["tiktok"])
     notifier.queue_event(db, blocked())
     [head] = outbox.due(db, now=0, limit=10)
-    outbox.mark_sending(db, head.id)
+    outbox.mark_sending(db, [head.id])
     assert outbox.move_chat(db, -5, -1005) == 1
     [moved] = outbox.due(db, now=0, limit=10)
     assert moved.chat_id == -1005 and "признаки" in moved.text
@@ -145,8 +145,8 @@ def test_forget_and_prune(db):
     watcher(db, 2)
     notifier.queue_event(db, blocked())
     [one, two] = outbox.due(db, now=0, limit=10)
-    outbox.mark_sending(db, one.id)
-    outbox.mark_sent(db, one.id, 5, now=0, spacing=1)
+    outbox.mark_sending(db, [one.id])
+    outbox.mark_sent(db, [(one.id, 5, 0.0)], spacing=1)
     assert outbox.forget_chat(db, 2) == 1
     assert outbox.prune(db, datetime.now(timezone.utc) + timedelta(seconds=5)) == 1
     assert outbox.deliveries_of(db) == []
