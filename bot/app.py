@@ -22,22 +22,16 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.handlers import admin, chat, fallback, membership, report, start, watch
+from bot.render import DEFAULT_LANGUAGE, LANGUAGES, render_plain
 from bot.services import Services
 from bot.telegram_http import AiohttpRequest
 
 log = logging.getLogger(__name__)
 
-# the menu Telegram shows next to the text field; admin commands are left out on purpose
-MENU = [
-    BotCommand("watch", "Get alerts for a country: /watch AZ tiktok"),
-    BotCommand("unwatch", "Stop alerts: /unwatch AZ tiktok or /unwatch all"),
-    BotCommand("watches", "What this chat watches, and how it stands"),
-    BotCommand("status", "Is it blocked now? /status AZ tiktok"),
-    BotCommand("report", "Report a problem you see: /report AZ whatsapp slow"),
-    BotCommand("language", "Language of messages: /language az"),
-    BotCommand("forgetme", "Delete everything the bot keeps about you"),
-    BotCommand("help", "What the bot does, with examples"),
-]
+def menu(lang: str) -> list[BotCommand]:
+    """The command menu in `lang` (templates/menu.html); admin commands are left out on purpose."""
+    lines = render_plain("menu", lang).splitlines()
+    return [BotCommand(*(part.strip() for part in line.split(":", 1))) for line in lines if ":" in line]
 
 
 class PerChatOrder(BaseUpdateProcessor):
@@ -99,7 +93,8 @@ def add_handlers(application: Application) -> None:
 
 
 async def _post_init(application: Application) -> None:
-    await application.bot.set_my_commands(MENU)
+    for lang in LANGUAGES:  # English is the menu for every language we have no translation of
+        await application.bot.set_my_commands(menu(lang), language_code=None if lang == DEFAULT_LANGUAGE else lang)
     services: Services = application.bot_data["services"]
     application.bot_data["tasks"] = [asyncio.create_task(loop()) for loop in services.background]
 

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from bot import notifier
 from storage import subscriptions
 from tests.conftest import ADMIN
 
@@ -19,8 +20,12 @@ async def test_start_explains_with_examples_and_the_menu_is_set(bot):
     assert reply.params["parse_mode"] == "HTML"
     assert reply.chat_id == 100
     assert "/watch AZ tiktok" in reply.text and "/report" in reply.text
-    menu = bot.fake.calls("setMyCommands")[-1].params["commands"]
-    assert {"watch", "unwatch", "watches", "status", "language", "forgetme", "help"} <= {c["command"] for c in menu}
+    menus = {c.params.get("language_code"): c.params["commands"] for c in bot.fake.calls("setMyCommands")}
+    assert set(menus) == {None, "az", "ru"}
+    for menu in menus.values():
+        assert [c["command"] for c in menu] == ["watch", "unwatch", "watches", "status", "report", "language", "forgetme", "help"]
+    assert menus["ru"][0]["description"].startswith("Получать оповещения")
+    assert menus[None][0]["description"] == "Get alerts for a country: /watch AZ tiktok"
     assert (await bot.say("/help")).text == reply.text
 
 
@@ -134,9 +139,11 @@ async def test_stickers_photos_and_plain_text_point_to_help(bot):
 
 async def test_watch_then_forgetme_then_watches(bot):
     await bot.say("/watch AZ tiktok whatsapp")
+    await bot.store.run(notifier.queue_text, [100], "an alert still waiting", kind="finding")
     forgot = await bot.say("/forgetme")
     assert "2 watches are deleted" in forgot.text
     assert await bot.store.run(subscriptions.get_chat, 100) is None
+    assert await bot.store.run(lambda db: db.execute("select count(*) from deliveries where chat_id = 100").fetchone()[0]) == 0
     listed = await bot.say("/watches")
     assert "watches nothing yet" in listed.text
 

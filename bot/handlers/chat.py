@@ -8,7 +8,8 @@ from telegram.ext import ContextTypes
 from bot.handlers.common import chat_row, language_of, may_change_chat, reply, reply_error, services
 from bot.parsing import BadInput, parse_language
 from bot.render import LANGUAGES
-from storage import subscriptions
+from storage import outbox, subscriptions
+from storage.db import transaction
 
 
 async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -25,13 +26,20 @@ async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, context, "language", lang=code, name=LANGUAGES[code])
 
 
+def _forget_chat(db, chat_id: int) -> int:
+    """The chat's row, its watches and every message queued or sent to it, at once."""
+    with transaction(db):
+        outbox.forget_chat(db, chat_id)
+        return subscriptions.forget_chat(db, chat_id)
+
+
 async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Erase this chat's data (in a group only an admin may) and whatever the bot keeps about the sender."""
     store = services(context).store
     chat = update.effective_chat
     lang = await language_of(update, context)  # not chat_row: that would store the id we are erasing
     forget_chat = await may_change_chat(update, context)
-    removed_watches = await store.run(subscriptions.forget_chat, chat.id) if forget_chat else 0
+    removed_watches = await store.run(_forget_chat, chat.id) if forget_chat else 0
     forgotten_extra = 0
     for forget in services(context).extras.get("forget_user", ()):  # e.g. crowd reports, by pseudonym
         forgotten_extra += await forget(update.effective_user.id)
