@@ -19,7 +19,7 @@ from bot.poller import Poller
 from bot.render import format_duration
 from bot.sources.ooni import OoniSource
 from storage import outbox
-from tests.fakes.ooni import AZ_BLOCKED_ASNS, AZ_OK_ASNS, FakeOoni, az_tiktok_episode
+from tests.fakes.ooni import AZ_BLOCKED_ASNS, AZ_OK_ASNS, FakeOoni, az_tiktok_episode, PublishingClock, no_sleep
 from tests.harness import running_bot
 
 UTC = timezone.utc
@@ -37,29 +37,6 @@ def rows():
                                ok_asns=AZ_BLOCKED_ASNS + AZ_OK_ASNS, seed=13)
     during_and_after = az_tiktok_episode(after=timedelta(hours=84))
     return sorted(before + during_and_after, key=lambda r: r["measurement_start_time"])
-
-
-class Clock:
-    """The poller's clock; moving it publishes to the fake OONI the rows measured by then."""
-
-    def __init__(self, fake: FakeOoni, rows: list[dict], now: datetime):
-        self.fake, self.rows, self.published, self.now = fake, rows, 0, now
-        self.move(now)
-
-    def move(self, now: datetime) -> None:
-        self.now = now
-        cutoff = now.strftime("%Y-%m-%d %H:%M:%S")
-        start = self.published
-        while self.published < len(self.rows) and self.rows[self.published]["measurement_start_time"] < cutoff:
-            self.published += 1
-        self.fake.add_rows(self.rows[start : self.published])
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-async def no_sleep(_delay: float) -> None:
-    pass
 
 
 async def drained(bot, timeout=15.0) -> None:
@@ -87,7 +64,7 @@ async def test_watchers_get_the_block_and_its_end_in_their_language_and_nobody_e
             await bot.say("/help", chat_id=NOBODY)
             replies = {chat: len(telegram.sent(chat)) for chat in (EN, RU, AZ_CHAT, OTHER_PLATFORM, OTHER_COUNTRY, NOBODY)}
 
-            clock = Clock(ooni, rows, BLOCK_START - timedelta(hours=1))
+            clock = PublishingClock(ooni, rows, BLOCK_START - timedelta(hours=1))
             poller = Poller(bot.services, source, clock=clock)
             events = list((await poller.poll_once()).events)
             for hours in range(1, 19, 2):  # every two hours into the block

@@ -26,7 +26,7 @@ from storage.db import Store
 from storage.events import recent_events
 from storage.states import load_state
 from storage.subscriptions import add_watches, ensure_chat
-from tests.fakes.ooni import AZ_BLOCKED_ASNS, AZ_OK_ASNS, FakeOoni, az_tiktok_episode
+from tests.fakes.ooni import AZ_BLOCKED_ASNS, AZ_OK_ASNS, FakeOoni, az_tiktok_episode, PublishingClock, no_sleep
 from tests.harness import running_bot
 
 UTC = timezone.utc
@@ -43,30 +43,6 @@ def rows_until_block():
 @pytest.fixture(scope="module")
 def rows():
     return sorted(rows_until_block() + az_tiktok_episode(after=timedelta(hours=24)), key=lambda r: r["measurement_start_time"])
-
-
-class Clock:
-    """The poller's clock; moving it publishes the rows OONI would have received by then."""
-
-    def __init__(self, fake: FakeOoni, rows: list[dict], now: datetime):
-        self.fake, self.rows, self.published = fake, rows, 0
-        self.now = now
-        self.move(now)
-
-    def move(self, now: datetime) -> None:
-        self.now = now
-        cutoff = now.strftime("%Y-%m-%d %H:%M:%S")
-        start = self.published
-        while self.published < len(self.rows) and self.rows[self.published]["measurement_start_time"] < cutoff:
-            self.published += 1
-        self.fake.add_rows(self.rows[start:self.published])
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-async def no_sleep(_delay: float) -> None:
-    pass
 
 
 async def open_store(path, watches=(("AZ", "tiktok"),)) -> Store:
@@ -87,7 +63,7 @@ def stored_kinds(store_db) -> list[str]:
 
 async def test_cycles_before_and_during_the_block_raise_one_blocked_event_and_persist_the_state(tmp_path, rows):
     async with FakeOoni() as fake:
-        clock = Clock(fake, rows, BLOCK_START - timedelta(hours=1))
+        clock = PublishingClock(fake, rows, BLOCK_START - timedelta(hours=1))
         store = await open_store(tmp_path / "bw.db")
         try:
             async with OoniSource(fake.url, sleep=no_sleep) as source:
@@ -168,7 +144,7 @@ async def test_polls_every_15_minutes_raise_the_block_on_the_first_poll_whose_da
     polls = [EVENING_BEFORE + k * QUARTER for k in range(4 * 16)]  # 22:00 to 13:45 the next day
     expected = first_poll_showing_the_block(rows, polls)
     async with FakeOoni() as fake:
-        clock = Clock(fake, rows, polls[0])
+        clock = PublishingClock(fake, rows, polls[0])
         store = await open_store(tmp_path / "bw.db")
         try:
             async with OoniSource(fake.url, sleep=no_sleep) as source:
@@ -197,7 +173,7 @@ async def test_a_restart_mid_day_keeps_the_increments_without_counting_twice(tmp
     runs = {}
     for restarting in (False, True):
         async with FakeOoni() as fake:
-            clock = Clock(fake, rows, polls[0])
+            clock = PublishingClock(fake, rows, polls[0])
             path = tmp_path / f"bw-{restarting}.db"
             store = await open_store(path)
             source = OoniSource(fake.url, sleep=no_sleep)
@@ -229,7 +205,7 @@ async def test_a_restart_mid_day_keeps_the_increments_without_counting_twice(tmp
 async def test_the_poller_keeps_the_states_in_memory_and_reloads_them_when_another_process_wrote(tmp_path, rows):
     path = tmp_path / "bw.db"
     async with FakeOoni() as fake:
-        clock = Clock(fake, rows, BLOCK_START - timedelta(hours=2))
+        clock = PublishingClock(fake, rows, BLOCK_START - timedelta(hours=2))
         store = await open_store(path)
         other = None
         try:
@@ -263,7 +239,7 @@ async def test_the_poller_keeps_the_states_in_memory_and_reloads_them_when_anoth
 
 async def test_a_failed_cycle_forgets_the_states_it_changed_so_its_event_is_not_lost(tmp_path, rows):
     async with FakeOoni() as fake:
-        clock = Clock(fake, rows, BLOCK_START - timedelta(hours=2))
+        clock = PublishingClock(fake, rows, BLOCK_START - timedelta(hours=2))
         store = await open_store(tmp_path / "bw.db")
         try:
             async with OoniSource(fake.url, sleep=no_sleep) as source:
@@ -286,7 +262,7 @@ async def test_a_failed_cycle_forgets_the_states_it_changed_so_its_event_is_not_
 async def test_a_restart_on_the_same_database_repeats_no_event(tmp_path, rows):
     path = tmp_path / "bw.db"
     async with FakeOoni() as fake:
-        clock = Clock(fake, rows, BLOCK_START + timedelta(hours=12))
+        clock = PublishingClock(fake, rows, BLOCK_START + timedelta(hours=12))
         store = await open_store(path)
         async with OoniSource(fake.url, sleep=no_sleep) as source:
             first = await Poller(services_for(store, fake), source, clock=clock).poll_once()
@@ -308,7 +284,7 @@ async def test_a_restart_on_the_same_database_repeats_no_event(tmp_path, rows):
 
 async def test_an_outage_during_a_block_keeps_it_blocked_and_counts_an_error(tmp_path, rows):
     async with FakeOoni() as fake:
-        clock = Clock(fake, rows, BLOCK_START + timedelta(hours=12))
+        clock = PublishingClock(fake, rows, BLOCK_START + timedelta(hours=12))
         store = await open_store(tmp_path / "bw.db", watches=(("AZ", "tiktok"), ("AM", "tiktok")))
         try:
             async with OoniSource(fake.url, sleep=no_sleep) as source:
@@ -334,7 +310,7 @@ async def test_an_outage_during_a_block_keeps_it_blocked_and_counts_an_error(tmp
 async def test_a_cycle_costs_at_most_three_requests_per_country(tmp_path, rows):
     watches = [("AZ", p) for p in ("tiktok", "whatsapp", "telegram", "facebook", "youtube")] + [("AM", "tiktok"), ("RU", "signal")]
     async with FakeOoni() as fake:
-        clock = Clock(fake, rows, BLOCK_START - timedelta(hours=1))
+        clock = PublishingClock(fake, rows, BLOCK_START - timedelta(hours=1))
         store = await open_store(tmp_path / "bw.db", watches=watches)
         for chat in (43, 44):  # more watchers of the same pairs cost nothing more
             await store.run(ensure_chat, chat, "private")
@@ -360,7 +336,7 @@ async def test_a_cycle_costs_at_most_three_requests_per_country(tmp_path, rows):
 
 async def test_the_loop_logs_a_failing_cycle_once_goes_on_and_stops_cleanly(tmp_path, rows, caplog):
     async with FakeOoni() as fake:
-        clock = Clock(fake, rows, BLOCK_START + timedelta(hours=12))
+        clock = PublishingClock(fake, rows, BLOCK_START + timedelta(hours=12))
         store = await open_store(tmp_path / "bw.db")
         try:
             await store.run(lambda db: db.execute("alter table watches rename to watches_away"))  # every cycle fails

@@ -865,3 +865,28 @@ class FakeOoni:
             "results": results,
         }
         return web.json_response(body)
+
+
+class PublishingClock:
+    """A poller's clock for tests: moving it publishes to the fake the rows measured by then,
+    as the real API gains them over time. Rows must be sorted by measurement_start_time."""
+
+    def __init__(self, fake: FakeOoni, rows: list[dict], now: datetime):
+        self.fake, self.rows, self.published = fake, rows, 0
+        self.now = now
+        self.move(now)
+
+    def move(self, now: datetime) -> None:
+        self.now = now
+        cutoff = now.strftime("%Y-%m-%d %H:%M:%S")
+        start = self.published
+        while self.published < len(self.rows) and self.rows[self.published]["measurement_start_time"] < cutoff:
+            self.published += 1
+        self.fake.add_rows(self.rows[start:self.published])
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def no_sleep(_delay: float) -> None:
+    """For OoniSource(sleep=…): retries without waiting."""
