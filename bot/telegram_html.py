@@ -6,7 +6,6 @@ a broadcast must be refused at preview time with the reason, never sent broken.
 
 from __future__ import annotations
 
-import html
 import re
 
 ALLOWED = {
@@ -49,8 +48,3 @@ def problem(text: str) -> str | None:
         return f"<{stack[-1]}> is never closed"
     return None
 
-
-def visible_length(text: str) -> int:
-    """Length as Telegram counts it after parsing: UTF-16 code units of the text without tags."""
-    plain = html.unescape(re.sub(r"<[^>]*>", "", text))
-    return len(plain.encode("utf-16-le")) // 2

@@ -16,7 +16,7 @@ from telegram.ext import ContextTypes
 from bot import catalog, notifier, telegram_html
 from bot.handlers.common import language_of, refuse_unless_bot_admin, reply, reply_error, services
 from bot.parsing import BadInput, parse_country
-from bot.render import TELEGRAM_LIMIT, render, render_plain
+from bot.render import TELEGRAM_LIMIT, render, render_plain, telegram_length
 from storage import findings, subscriptions
 from storage.db import transaction
 
@@ -60,9 +60,9 @@ async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, "errors", kind="bad_html", command="broadcast", reason=reason)
         return
     preview = render("finding", lang, country=country, platform=platform, text=text)
-    if telegram_html.visible_length(preview) > TELEGRAM_LIMIT - 200:  # room for the preview's own lines
+    if telegram_length(preview) > TELEGRAM_LIMIT - 200:  # room for the preview's own lines
         await reply(update, context, "errors", kind="too_long", command="broadcast",
-                    length=telegram_html.visible_length(preview), limit=TELEGRAM_LIMIT - 200)
+                    length=telegram_length(preview), limit=TELEGRAM_LIMIT - 200)
         return
     store = services(context).store
     now = datetime.now(timezone.utc)
