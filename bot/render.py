@@ -14,6 +14,7 @@ import contextvars
 import html
 import io
 import re
+import sys
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
@@ -29,6 +30,8 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 ROOT = Path(__file__).resolve().parent.parent
+if not (ROOT / "templates").is_dir():  # a non-editable install: pyproject's data-files put them here
+    ROOT = Path(sys.prefix) / "share" / "blockwatch"
 TEMPLATES = ROOT / "templates"
 LOCALES = ROOT / "locales"
 LANGUAGES = {"en": "English", "az": "Azərbaycanca", "ru": "Русский"}
