@@ -5,7 +5,8 @@ import logging
 import pytest
 
 from bot import sender
-from storage import findings
+from storage import findings, subscriptions
+from tests.test_chat_commands import wait_until
 from tests.conftest import ADMIN
 from tests.harness import running_bot
 
@@ -116,11 +117,21 @@ async def test_broadcast_needs_a_country_and_a_text(admin_bot):
 
 
 async def test_stats_match_what_was_set_up(admin_bot):
+    thanks = await admin_bot.say("/report AZ whatsapp slow Azercell", chat_id=BOB)
+    assert "Thank" in thanks.text
+    reply, (confirm, _) = await preview(admin_bot, "/broadcast AZ tiktok counted in the outbox")
+    admin_bot.fake.press_button(ADMIN, ADMIN, reply.result["message_id"], confirm)
+    await admin_bot.fake.wait_sent(ALICE, count=2)
+    admin_bot.fake.chat_member_update(CAROL, CAROL, "member", "kicked", chat_type="private")
+    await wait_until(lambda: admin_bot.store.run(subscriptions.watchers, "AM", "tiktok"), [])
     reply = await admin_bot.say("/stats", chat_id=ADMIN)
-    assert "Chats: 3 (0 paused)" in reply.text
+    assert "Chats: 3 (1 paused)" in reply.text  # the watchers; admin commands store no chat
     assert "Watches: 3" in reply.text
     assert "AZ tiktok: 1" in reply.text and "AM tiktok: 1" in reply.text
+    assert "Reports in the last day: 1; signals: 0" in reply.text
     assert "Events in the last week: 0" in reply.text
+    assert "Outbox: 0 waiting, 1 sent, 0 failed" in reply.text
+    assert "Last poll: none since start" in reply.text
 
 
 async def test_a_finding_shows_in_status_afterwards(admin_bot):
