@@ -56,3 +56,17 @@ def test_run_without_a_token_says_so_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "TELEGRAM_BOT_TOKEN" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_fast_polling_warns_only_against_the_public_ooni_api(caplog):
+    import logging
+
+    from bot.config import warn_about
+
+    log = logging.getLogger("test-config")
+    warn_about(load_settings({"POLL_INTERVAL": "60"}, env_file=None), log)
+    assert any("POLL_INTERVAL=60" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    warn_about(load_settings({"POLL_INTERVAL": "1", "OONI_API_URL": "http://127.0.0.1:8765"}, env_file=None), log)
+    warn_about(load_settings({"POLL_INTERVAL": "300"}, env_file=None), log)
+    assert caplog.records == []
