@@ -181,6 +181,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         extensions=["jinja2.ext.i18n"],
+        auto_reload=False,  # templates do not change while the bot runs: no stat() per message
     )
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)
     env.filters["time"] = _time_filter
