@@ -34,6 +34,7 @@ class ConsoleRequest(BaseRequest):
         self.user = user
         self.message_ids = itertools.count(1000)
         self.buttons: dict[str, tuple[int, str]] = {}  # "1" → (message_id, callback_data)
+        self.button_numbers = itertools.count(1)
 
     @property
     def read_timeout(self) -> float | None:
@@ -60,9 +61,11 @@ class ConsoleRequest(BaseRequest):
         print(prefix + lines[0], *("     " + line for line in lines[1:]), sep="\n", file=self.out)
         if isinstance(markup, str):
             markup = json.loads(markup)
+        # as in Telegram, an edited message's old buttons are gone
+        self.buttons = {k: v for k, v in self.buttons.items() if v[0] != message_id}
         for row in (markup or {}).get("inline_keyboard", []):
             for button in row:
-                key = str(len(self.buttons) + 1)
+                key = str(next(self.button_numbers))
                 self.buttons[key] = (message_id, button.get("callback_data", ""))
                 print(f"     [{key}] {button.get('text')}   (type #{key} to press)", file=self.out)
         self.out.flush()

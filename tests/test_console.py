@@ -1,0 +1,41 @@
+"""`blockwatch console`: the real handlers and database, typed in a terminal, without a token."""
+
+import os
+import subprocess
+import sys
+
+from storage import subscriptions
+from storage.db import connect
+
+
+def run_console(tmp_path, lines: str, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env["DATABASE_PATH"] = str(tmp_path / "console.db")
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console", *args], input=lines, env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def test_a_user_without_a_token_watches_and_reads_status(tmp_path):
+    out = run_console(tmp_path, "/watch az tiktk\n/watch Azerbaijan tiktok\n/status AZ tiktok\nhello\n")
+    assert "Did you mean tiktok?" in out
+    assert "Watching Azerbaijan (AZ): TikTok" in out
+    assert "not known yet" in out
+    assert "commands only" in out
+    assert "<b>" not in out and "&lt;" not in out  # the terminal shows text, not Telegram HTML
+    db = connect(tmp_path / "console.db")
+    assert subscriptions.chat_watches(db, 10_000) == [("AZ", "tiktok")]
+
+
+def test_buttons_are_pressed_by_number_and_admin_is_a_flag(tmp_path):
+    out = run_console(tmp_path, "/report\n#1\n#2\n/stats\n", "--admin")
+    assert "(type #1 to press)" in out
+    assert "Which app or site?" in out  # #1 pressed the first country
+    assert "commands only" in out  # #2 was on the keyboard the edit replaced: it is just text now
+    assert "Blockwatch now" in out  # /stats answered: the console user is an admin for this session
+    refused = run_console(tmp_path, "/stats\n")
+    assert "Only the bot's admins" in refused
