@@ -42,6 +42,7 @@ from storage import outbox
 log = logging.getLogger(__name__)
 
 PER_CHAT_INTERVAL = 1.0  # Telegram: about one message per second to the same chat
+PER_GROUP_INTERVAL = 3.0  # Telegram: at most 20 messages a minute to the same group
 MAX_BACKOFF = 300.0  # seconds; a delivery keeps trying through a long Telegram outage
 GIVE_UP_AFTER = 10  # attempts, for errors we do not understand (never for timeouts or network errors)
 IDLE_CHECK = 5.0  # seconds between looks at the outbox when nobody wakes us (another process may queue)
@@ -128,6 +129,7 @@ class Sender:
         bot: Any = None,
         bot_from: Callable[[], Any] | None = None,
         per_chat_interval: float = PER_CHAT_INTERVAL,
+        per_group_interval: float = PER_GROUP_INTERVAL,
         max_in_flight: int = 8,
         batch: int | None = None,
         send_timeout: float | None = None,
@@ -140,6 +142,7 @@ class Sender:
         self.bot = bot
         self._bot_from = bot_from
         self.per_chat_interval = per_chat_interval
+        self.per_group_interval = per_group_interval
         self.max_in_flight = max_in_flight
         self.batch = batch or int(min(500, max(32, 2 * rate)))
         self.send_timeout = send_timeout
@@ -291,7 +294,7 @@ class Sender:
         while self._sent_queue:
             items, self._sent_queue = self._sent_queue, []
             try:
-                await self.store.run(outbox.mark_sent, [item[:3] for item in items], self.per_chat_interval)
+                await self.store.run(outbox.mark_sent, [item[:3] for item in items], self.per_chat_interval, self.per_group_interval)
             except Exception as error:  # left `sending`: sent again after a restart, never lost
                 log.exception("could not record %d sent deliveries", len(items))
                 for *_, done in items:

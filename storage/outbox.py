@@ -194,9 +194,12 @@ def mark_sending(db: sqlite_utils.Database, delivery_ids: list[int]) -> set[int]
     return marked
 
 
-def mark_sent(db: sqlite_utils.Database, sent: list[tuple[int, int | None, float]], spacing: float) -> None:
+def mark_sent(
+    db: sqlite_utils.Database, sent: list[tuple[int, int | None, float]], spacing: float, group_spacing: float | None = None
+) -> None:
     """Telegram accepted these (delivery id, Telegram's message id, when); each chat's next delivery then
-    waits `spacing` seconds (Telegram's 1 message/s per chat)."""
+    waits `spacing` seconds (Telegram's 1 message/s per chat), a group's `group_spacing` (20 a minute)."""
+    group_spacing = spacing if group_spacing is None else group_spacing
     stamp = _now()
     with transaction(db):
         db.conn.executemany(
@@ -204,10 +207,11 @@ def mark_sent(db: sqlite_utils.Database, sent: list[tuple[int, int | None, float
             [(stamp, message_id, delivery_id) for delivery_id, message_id, _ in sent],
         )
         db.conn.executemany(
-            "update deliveries set not_before = max(not_before, ?) where id = ("
+            # group and channel ids are negative, users' positive
+            "update deliveries set not_before = max(not_before, ? + case when chat_id < 0 then ? else ? end) where id = ("
             " select min(e.id) from deliveries e where e.status = 'pending'"
             " and e.chat_id = (select chat_id from deliveries where id = ?))",
-            [(at + spacing, delivery_id) for delivery_id, _, at in sent],
+            [(at, group_spacing, spacing, delivery_id) for delivery_id, _, at in sent],
         )
 
 

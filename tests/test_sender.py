@@ -116,6 +116,17 @@ async def test_one_chat_gets_its_messages_in_order_a_second_apart_while_others_g
     assert other.time < mine[1].time  # chat 200 did not wait for chat 100's spacing
 
 
+async def test_a_group_gets_at_most_20_messages_a_minute(telegram, tmp_path):
+    group = -100777
+    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,), send_rate=30) as bot:
+        await bot.store.run(add_watchers, [group, 300], "AZ", ("tiktok", "whatsapp"))
+        await queue(bot, event("blocked", "tiktok"), event("blocked", "whatsapp", hours=1))
+        private = await telegram.wait_sent(300, count=2, timeout=10)
+        sent = await telegram.wait_sent(group, count=2, timeout=10)
+    assert sent[1].time - sent[0].time >= 2.99  # 3 s apart: Telegram's 20 a minute in a group
+    assert 0.99 <= private[1].time - private[0].time < 2.5  # a private chat keeps 1 a second
+
+
 async def test_send_window_spaces_starts_and_counts_each_send_until_a_period_after_its_answer():
     now = [0.0]
 
