@@ -21,6 +21,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot import report_form, signals
 from bot.handlers import admin, chat, fallback, membership, report, start, watch
 from bot.render import DEFAULT_LANGUAGE, LANGUAGES, render_plain
 from bot.services import Services
@@ -79,7 +80,7 @@ def add_handlers(application: Application) -> None:
     for names, callback in commands.items():
         application.add_handler(CommandHandler(list(names), callback, filters=new_messages))
     application.add_handler(CallbackQueryHandler(admin.broadcast_button, pattern=f"^{admin.CALLBACK_PREFIX}:"))
-    application.add_handler(CallbackQueryHandler(report.report_button, pattern=f"^{report.CALLBACK_PREFIX}:"))
+    application.add_handler(CallbackQueryHandler(report.report_button, pattern=f"^{report_form.CALLBACK_PREFIX}:"))
     application.add_handler(ChatMemberHandler(membership.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     # the catch-alls last: in one group only the first handler that matches runs
     application.add_handler(CallbackQueryHandler(fallback.unknown_button))
@@ -131,7 +132,7 @@ def build_application(
     builder = builder.request(request).get_updates_request(updates_request or request)
     application = builder.build()
     application.bot_data["services"] = services
-    report.wire(services)  # reporters' pseudonyms, /forgetme's eraser of reports, the purge loop
+    signals.wire(services)  # reporters' pseudonyms, /forgetme's eraser of reports, the purge loop
     services.extras["application"] = application  # the sender sends through this Application's bot
     add_handlers(application)
     return application

@@ -16,11 +16,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot import crowd, sender
+from bot import crowd, report_form, sender
 from bot.detector import BLOCKED, BlockState, NetworkState
-from bot.handlers import report as report_handlers
-from bot.handlers.report import ReportDraft, parse_report
 from bot.parsing import BadInput
+from bot.report_form import ReportDraft, parse_report
 from storage import reports, states
 from tests.conftest import ADMIN
 from tests.harness import running_bot
@@ -259,7 +258,7 @@ async def test_forged_foreign_and_expired_buttons_change_nothing(crowd_bot):
 
     # a real button of Alice's whose time is up
     pseudonyms = crowd_bot.services.extras["pseudonyms"]
-    stale = report_handlers._button_data(pseudonyms, group, alice["user_id"], "AZ:0:b:0", NOW - 1)
+    stale = report_form.button_data(pseudonyms, group, alice["user_id"], "AZ:0:b:0", NOW - 1)
     answered = len(fake.calls("answerCallbackQuery"))
     fake.press_button(group, alice["user_id"], message_id, stale, forged=True)
     answer = (await fake.wait_for("answerCallbackQuery", count=answered + 1))[-1]
