@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 
 from bot.config import ConfigError, Settings, load_settings, warn_about
@@ -25,8 +26,9 @@ def open_store(settings: Settings):
 
     try:
         return Store.open_sync(settings.database_path)
-    except OSError as error:
-        raise ConfigError(f"DATABASE_PATH {str(settings.database_path)!r} cannot be opened: {error.strerror or error}") from None
+    except (OSError, sqlite3.Error) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"DATABASE_PATH {str(settings.database_path)!r} cannot be used as the database: {reason}") from None
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -38,7 +40,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     settings.require_token()
     warn_about(settings, log)
-    store = open_store(settings)
+    store = open_store(settings)  # a bad DATABASE_PATH is said before any waiting
+    if not asyncio.run(wait_for_bot_api(settings)):
+        asyncio.run(store.close())
+        return 0  # stopped while waiting
     services = Services(settings, store)
     poller.wire(services)
     sender.wire(services)
@@ -50,6 +55,45 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(store.close())
     log.info("Blockwatch stopped")
     return 0
+
+
+async def wait_for_bot_api(settings: Settings, first_delay: float = 1.0, longest_delay: float = 60.0) -> bool:
+    """Before starting: the Bot API answers getMe with our token. Unreachable → retried with backoff,
+    logged once; a refused token → one clear line. False when SIGINT/SIGTERM came while waiting."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.telegram_http import AiohttpRequest
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot", request=AiohttpRequest())
+    delay, warned = first_delay, False
+    try:
+        while not stop.is_set():
+            try:
+                await bot.initialize()
+                if warned:
+                    log.info("the Bot API at %s answers now", settings.telegram_api_url)
+                return True
+            except InvalidToken:
+                raise ConfigError(f"TELEGRAM_BOT_TOKEN was refused by the Bot API at {settings.telegram_api_url}: check it with @BotFather") from None
+            except NetworkError as error:  # TimedOut is one too
+                if not warned:
+                    log.warning("cannot reach the Bot API at %s (%s); retrying with backoff until it answers", settings.telegram_api_url, error.message)
+                    warned = True
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, longest_delay)
+        return False
+    finally:
+        await bot.shutdown()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:

@@ -50,6 +50,17 @@ def test_a_bad_value_names_its_variable(name, value):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("database", ["not-a-database.txt", "a-folder", "/proc/no-such-folder/x.db"])
+def test_a_database_path_that_cannot_be_used_is_one_line(tmp_path, database):
+    (tmp_path / "not-a-database.txt").write_text("hello, I am not SQLite\n" * 100)
+    (tmp_path / "a-folder").mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TELEGRAM_BOT_TOKEN": "1:abc", "DATABASE_PATH": str(tmp_path / database),
+           "TELEGRAM_API_URL": "http://127.0.0.1:9"}  # should it ever get past the database, it reaches nothing
+    done = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("blockwatch: DATABASE_PATH") and done.stderr.strip().count("\n") == 0, done.stderr
+
+
 def test_run_without_a_token_says_so_in_one_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_PATH": str(tmp_path / "db.sqlite")}
     done = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)

@@ -56,3 +56,24 @@ async def test_run_stop_restart_keeps_watches(tmp_path):
         finally:
             code, output = await stop(process)
         assert code == 0, output
+
+
+async def test_a_token_the_bot_api_refuses_is_one_line(tmp_path):
+    async with FakeTelegram(token="123:RIGHT") as fake:
+        wrong = type("Wrong", (), {"token": "123:WRONG", "url": fake.url})()
+        process = await start_bot(wrong, tmp_path / "db.sqlite", tmp_path)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 2
+    lines = output.decode().strip().splitlines()
+    assert lines[-1].startswith("blockwatch: TELEGRAM_BOT_TOKEN was refused"), lines
+    assert "Traceback" not in output.decode()
+
+
+async def test_an_unreachable_bot_api_is_retried_quietly_until_stopped(tmp_path):
+    unreachable = type("Nowhere", (), {"token": "123:ABC", "url": "http://127.0.0.1:9"})()
+    process = await start_bot(unreachable, tmp_path / "db.sqlite", tmp_path)
+    await asyncio.sleep(3.5)  # attempts at 0, 1 and 3 s
+    code, output = await stop(process)
+    assert code == 0, output
+    assert output.count("cannot reach the Bot API") == 1  # logged once, not per attempt
+    assert "Traceback" not in output
