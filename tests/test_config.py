@@ -81,3 +81,21 @@ def test_fast_polling_warns_only_against_the_public_ooni_api(caplog):
     warn_about(load_settings({"POLL_INTERVAL": "1", "OONI_API_URL": "http://127.0.0.1:8765"}, env_file=None), log)
     warn_about(load_settings({"POLL_INTERVAL": "300"}, env_file=None), log)
     assert caplog.records == []
+
+
+def test_debug_logging_never_turns_on_ptbs_update_dumps():
+    import logging
+
+    from bot.cli import setup_logging
+
+    telegram_logger = logging.getLogger("telegram")
+    before = telegram_logger.level
+    try:
+        setup_logging("DEBUG")
+        assert telegram_logger.getEffectiveLevel() == logging.INFO  # PTB's DEBUG lines hold users' ids
+        assert logging.getLogger("bot.poller").isEnabledFor(logging.DEBUG)
+        setup_logging("WARNING")
+        assert telegram_logger.getEffectiveLevel() == logging.WARNING
+    finally:
+        telegram_logger.setLevel(before)
+        logging.getLogger().setLevel(logging.WARNING)
