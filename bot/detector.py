@@ -236,7 +236,7 @@ def _sighting_from_row(row: list) -> tuple[datetime, Sighting]:
     return start, Sighting(start + timedelta(seconds=row[1]), row[2], row[3], row[4], _EPOCH + timedelta(seconds=row[5]))
 
 
-@dataclass
+@dataclass(slots=True)  # slots: ten thousand of them are walked every poll, and attributes in place are faster
 class NetworkState:
     """What the detector knows about one network (ASN) of a country for one platform."""
 
@@ -477,7 +477,10 @@ def detect(
         if not country or not platform:
             raise ValueError("detect: no state and no observations — pass country= and platform=")
         state = BlockState(country, platform)
-    before = state.blocked_asns
+    # the blocked networks before and after are gathered in the one walk over the networks below
+    # (folding observations changes no status); `blocked_asns` would walk them twice more
+    blocked_before: list[int] = []
+    blocked_after: list[int] = []
     blocked_since_before, intermittent_before = state.blocked_since, state.intermittent
 
     changed: set[int] = set()  # networks whose data changed: only they can newly become blocked
@@ -491,10 +494,16 @@ def detect(
         net = networks.get(obs.asn)
         if net is None:
             net = networks[obs.asn] = NetworkState(obs.asn, since=now)
-        if _fold(net, obs, now, th):
+        end = obs.end
+        if end <= now and not net.sightings:
+            # _fold's usual case inline (thousands per poll): a complete bucket, often re-sent unchanged
+            b = _bucket(obs, end, th)
+            if net.buckets.get(obs.start) != b and _put(net, b):
+                changed.add(obs.asn)
+        elif _fold(net, obs, now, th):
             changed.add(obs.asn)
-        if newest is None or obs.end > newest:
-            newest = obs.end
+        if newest is None or end > newest:
+            newest = end
     if newest is not None:
         state.last_data = min(newest, now)
 
@@ -503,26 +512,32 @@ def detect(
     ended: list[NetworkBlock] = []  # blocks of networks that cleared in this call
     for asn, net in list(networks.items()):
         if net.status == BLOCKED:
+            blocked_before.append(asn)
             _prune(net, retention_start)
             _follow_block(net, now, th)
             if (block := _try_clear(net, now, th)) is not None:
                 ended.append(block)
+            else:
+                blocked_after.append(asn)
             continue
         if asn not in changed:
             # Without new data an ok/unknown network cannot become blocked (the window only loses
             # old buckets), so it is left as it is — re-judged when data comes, forgotten when stale.
-            if _prune(net, retention_start) and not net.buckets:
+            # (`expires` checked here first: _prune's own quick test, without a call per network)
+            if net.expires is not None and net.expires <= retention_start and _prune(net, retention_start) and not net.buckets:
                 del networks[asn]
             continue
-        _prune(net, window_start)  # what is left is the window: the running sums are its totals
+        if net.expires is not None and net.expires <= window_start:
+            _prune(net, window_start)  # what is left is the window: the running sums are its totals
         if net.signs_total >= need_least and _try_block(net, now, th):
+            blocked_after.append(asn)
             continue
         net.anomalies, net.measurements = net.signs_total, net.valid_total
         status = OK if net.valid_total >= th.min_valid else UNKNOWN
         if status != net.status:
             net.status, net.since = status, now
 
-    after = state.blocked_asns
+    before, after = tuple(sorted(blocked_before)), tuple(sorted(blocked_after))
     if not after:
         state.blocked_since = None
         state.intermittent = False
@@ -542,8 +557,9 @@ def detect(
 # --- per network ---------------------------------------------------------------------------------
 
 
-def _bucket(obs: Observation, th: Thresholds) -> Bucket:
-    """The counts the detector keeps, clamped so a malformed observation cannot break the sums."""
+def _bucket(obs: Observation, end: datetime, th: Thresholds) -> Bucket:
+    """The counts the detector keeps (as [obs.start, end)), clamped so a malformed observation cannot
+    break the sums."""
     valid = obs.measurements - obs.failures
     confirmed = obs.confirmed if obs.confirmed > 0 else 0
     signs = (obs.anomalies if obs.anomalies > 0 else 0) + confirmed
@@ -552,8 +568,12 @@ def _bucket(obs: Observation, th: Thresholds) -> Bucket:
     if signs > valid:  # more anomalies than valid measurements: the valid count bounds them
         signs, confirmed = valid, min(confirmed, valid)
     if not signs:
-        return Bucket(obs.start, obs.end, valid, 0, 0, obs.method, ())
-    return Bucket(obs.start, obs.end, valid, signs, confirmed, obs.method, tuple(obs.evidence[: th.evidence_per_network]))
+        return _new_bucket(Bucket, (obs.start, end, valid, 0, 0, obs.method, ()))
+    return _new_bucket(Bucket, (obs.start, end, valid, signs, confirmed, obs.method, tuple(obs.evidence[: th.evidence_per_network])))
+
+
+# tuple.__new__ with the fields in order: half the cost of Bucket(...), once per observation
+_new_bucket = tuple.__new__
 
 
 def _fold(net: NetworkState, obs: Observation, now: datetime, th: Thresholds) -> bool:
@@ -563,12 +583,18 @@ def _fold(net: NetworkState, obs: Observation, now: datetime, th: Thresholds) ->
     seen while filling is stored as [start, now) and remembered as a Sighting; each re-send then adds
     its growth as a piece [last sighting, now) carrying the observation's method and evidence, and a
     shrink (a revision) replaces the bucket's pieces by the new whole."""
-    whole = _bucket(obs, th)
-    start, end = whole.start, whole.end
-    cut = end if end <= now else now
+    start, end = obs.start, obs.end
     sightings = net.sightings
+    if not sightings and end <= now:
+        # the usual case, a complete bucket: built as stored, and a re-send with the same counts
+        # is recognised without going further
+        b = _bucket(obs, end, th)
+        return net.buckets.get(start) != b and _put(net, b)
+    cut = end if end <= now else now
+    whole = _bucket(obs, end, th)
     if sightings:
-        for old in [k for k, s in sightings.items() if s.end + RESEND_HORIZON <= now]:
+        gone = now - RESEND_HORIZON  # one subtraction per observation, not one per sighting
+        for old in [k for k, s in sightings.items() if s.end <= gone]:
             del sightings[old]  # the source sends it no more
     seen = sightings.get(start)
     if seen is None or seen.end != end:
@@ -576,7 +602,7 @@ def _fold(net: NetworkState, obs: Observation, now: datetime, th: Thresholds) ->
             del sightings[start]  # another grain from the same start: start over with it
         if end > now:
             sightings[start] = Sighting(end, whole.valid, whole.signs, whole.confirmed, now)
-        return _put(net, whole._replace(end=cut))
+        return _put(net, _cut(whole, cut))
     valid, signs, confirmed = whole.valid - seen.valid, whole.signs - seen.signs, whole.confirmed - seen.confirmed
     sightings[start] = Sighting(end, whole.valid, whole.signs, whole.confirmed, max(now, seen.at))
     if not (valid or signs or confirmed):
@@ -584,7 +610,7 @@ def _fold(net: NetworkState, obs: Observation, now: datetime, th: Thresholds) ->
         return False
     if valid < 0 or signs < 0 or confirmed < 0 or valid < signs:
         _drop(net, start, end)  # OONI revised the bucket: its pieces give way to the new whole
-        return _put(net, whole._replace(end=cut))
+        return _put(net, _cut(whole, cut))
     evidence = whole.evidence if signs else ()
     if seen.at < cut:
         return _put(net, Bucket(seen.at, cut, valid, signs, confirmed, whole.method, evidence))
@@ -596,6 +622,11 @@ def _fold(net: NetworkState, obs: Observation, now: datetime, th: Thresholds) ->
         last.start, last.end, last.valid + valid, last.signs + signs, last.confirmed + confirmed,
         whole.method or last.method, evidence or last.evidence,
     ))
+
+
+def _cut(b: Bucket, end: datetime) -> Bucket:
+    """The bucket ending at `end` (a filling bucket is stored up to now); cheaper than `_replace`."""
+    return b if b.end == end else Bucket(b.start, end, b.valid, b.signs, b.confirmed, b.method, b.evidence)
 
 
 def _newest_piece(net: NetworkState, start: datetime, end: datetime) -> Bucket | None:
