@@ -327,6 +327,9 @@ class BlockState:
     intermittent: bool = False  # the current block has come and gone (sticky until it ends)
     last_data: datetime | None = None  # the newest data seen (end of the newest bucket, capped at now)
     cleared_blocks: list[NetworkBlock] = field(default_factory=list)  # networks cleared while the block went on
+    # Whether the latest detect() call changed anything in it (not stored): the poller writes only
+    # changed states. Conservative: True may mean "perhaps" (a blocked network, a filling bucket).
+    changed: bool = field(default=False, init=False, compare=False, repr=False)
 
     @property
     def blocked_asns(self) -> tuple[int, ...]:
@@ -477,11 +480,15 @@ def detect(
         if not country or not platform:
             raise ValueError("detect: no state and no observations — pass country= and platform=")
         state = BlockState(country, platform)
+        touched = True  # a new state is stored even when it holds nothing yet
+    else:
+        touched = False  # set wherever the state may change: see BlockState.changed
     # the blocked networks before and after are gathered in the one walk over the networks below
     # (folding observations changes no status); `blocked_asns` would walk them twice more
     blocked_before: list[int] = []
     blocked_after: list[int] = []
     blocked_since_before, intermittent_before = state.blocked_since, state.intermittent
+    last_data_before, cleared_before = state.last_data, len(state.cleared_blocks)
 
     changed: set[int] = set()  # networks whose data changed: only they can newly become blocked
     networks, country, platform = state.networks, state.country, state.platform
@@ -500,8 +507,10 @@ def detect(
             b = _bucket(obs, end, th)
             if net.buckets.get(obs.start) != b and _put(net, b):
                 changed.add(obs.asn)
-        elif _fold(net, obs, now, th):
-            changed.add(obs.asn)
+        else:
+            touched = True  # a filling bucket: its sighting moves on even when its counts do not
+            if _fold(net, obs, now, th):
+                changed.add(obs.asn)
         if newest is None or end > newest:
             newest = end
     if newest is not None:
@@ -512,6 +521,7 @@ def detect(
     ended: list[NetworkBlock] = []  # blocks of networks that cleared in this call
     for asn, net in list(networks.items()):
         if net.status == BLOCKED:
+            touched = True  # its numbers, evidence and tallies follow the block every call
             blocked_before.append(asn)
             _prune(net, retention_start)
             _follow_block(net, now, th)
@@ -524,8 +534,10 @@ def detect(
             # Without new data an ok/unknown network cannot become blocked (the window only loses
             # old buckets), so it is left as it is — re-judged when data comes, forgotten when stale.
             # (`expires` checked here first: _prune's own quick test, without a call per network)
-            if net.expires is not None and net.expires <= retention_start and _prune(net, retention_start) and not net.buckets:
-                del networks[asn]
+            if net.expires is not None and net.expires <= retention_start and _prune(net, retention_start):
+                touched = True
+                if not net.buckets:
+                    del networks[asn]
             continue
         if net.expires is not None and net.expires <= window_start:
             _prune(net, window_start)  # what is left is the window: the running sums are its totals
@@ -551,6 +563,11 @@ def detect(
         events.append(_event(state, before, after, ended, blocked_since_before, intermittent_before, now))
     # a network cleared while others stay blocked still belongs to this period's `unblocked`
     state.cleared_blocks = state.cleared_blocks + ended if after else []
+    state.changed = (
+        touched or bool(changed) or bool(events) or state.last_data != last_data_before
+        or state.blocked_since != blocked_since_before or state.intermittent != intermittent_before
+        or len(state.cleared_blocks) != cleared_before
+    )
     return state, events
 
 

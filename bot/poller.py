@@ -10,7 +10,8 @@ A country whose source fails keeps its state (missing data is never an unblock) 
 
 The states are read from the database once and then held in memory (`HeldStates`): parsing 500
 states' JSON every cycle cost about a second (bench/bench_poll_cycle.py). The database stays the
-source of truth — written in the same transaction as the events, read again after a restart, after
+source of truth — written (the states this cycle changed, `BlockState.changed`) in the same
+transaction as the events, read again after a restart, after
 a failed transaction, and whenever another process (`blockwatch poll --once`) has written to it.
 
 `blockwatch run` runs `Poller.run` in the background (`wire`); `blockwatch poll --once` runs
@@ -113,7 +114,8 @@ def _apply(
             for platform in platforms:
                 mine = [o for o in observations if o.platform == platform]
                 state, new = detect(held.get(db, country, platform), mine, now, thresholds, country=country, platform=platform)
-                save_state(db, state)
+                if state.changed:  # an unchanged state is stored as it is: 8 MB of JSON are not rewritten per cycle
+                    save_state(db, state)
                 for event in new:
                     queue_event(db, event)
                 held.keep(state)

@@ -651,3 +651,37 @@ def test_the_block_showing_again_while_clearing_restarts_the_clearing_window():
     assert events[0].ended == h(31)
     assert events[0].time >= h(31) + DEFAULT.clear_after_intermittent  # it came back: intermittent
     assert events[0].intermittent is True
+
+
+def test_changed_is_unset_only_when_the_state_stayed_exactly_as_it_was():
+    """The poller writes only states whose `changed` is set, so an unset one must store exactly as before:
+    checked on every call over a block's whole life (hourly buckets re-sent, the same poll twice, empty
+    polls, networks forgotten) and over filling days polled every 15 minutes."""
+    profile, state, unchanged = az_2022(), None, 0
+
+    def checked(state, observations, now):
+        nonlocal unchanged
+        before = None if state is None else json.dumps(state.to_dict())
+        state, _ = detect(state, observations, now, country="AZ", platform="tiktok")
+        if not state.changed:
+            unchanged += 1
+            assert json.dumps(state.to_dict()) == before
+        return state
+
+    for k in range(0, 240):
+        observations = [obs(asn, h(hour), *counts[:2], method=counts[2])
+                        for hour in (k - 1, k) for asn, f in profile.items() if (counts := f(hour))]
+        for again in (observations, observations, []):
+            state = checked(state, again, h(k + 1))
+    state = checked(state, [], h(240) + DEFAULT.retention)  # every network forgotten
+    assert state.changed and state.networks == {}
+    assert unchanged > 200  # re-sent unchanged buckets and empty polls of an unblocked pair change nothing
+
+    runs = runs_of(DELTA, D1, D1 + 2 * DAY, blocked_from=D1 + DAY + 6 * HOUR)
+    state, now = None, D1 + QUARTER
+    while now <= D1 + 2 * DAY:
+        days = (-1, 0) if now.hour == 0 and now.minute < 15 else (0,)
+        state = checked(state, filling_days(runs, now, days), now)
+        state = checked(state, [], now)
+        now += QUARTER
+    assert state.blocked_asns == (DELTA,)

@@ -237,6 +237,32 @@ async def test_the_poller_keeps_the_states_in_memory_and_reloads_them_when_anoth
     assert kinds == ["blocked"]
 
 
+async def test_a_cycle_writes_only_the_states_it_changed(tmp_path, rows):
+    """AZ Signal has no data at the fake: its state, stored on the first cycle, is not written again;
+    TikTok's, which takes the day re-sent, is written every cycle (with its events' transaction)."""
+    async with FakeOoni() as fake:
+        clock = PublishingClock(fake, rows, BLOCK_START - timedelta(hours=2))
+        store = await open_store(tmp_path / "bw.db", watches=(("AZ", "tiktok"), ("AZ", "signal")))
+        try:
+            async with OoniSource(fake.url, sleep=no_sleep) as source:
+                poller = Poller(services_for(store, fake), source, clock=clock)
+                statements: list[str] = []
+                await store.run(lambda db: db.conn.set_trace_callback(statements.append))
+                await poller.poll_once()
+                first = [s for s in statements if "insert into states" in s]
+                stored = await store.run(load_state, "AZ", "signal")
+                for _ in range(3):
+                    statements.clear()
+                    clock.move(clock.now + QUARTER)
+                    assert (await poller.poll_once()).errors == 0
+                    writes = [s for s in statements if "insert into states" in s]
+                    assert len(writes) == 1 and "'tiktok'" in writes[0]  # signal's unchanged state is not written
+                assert await store.run(load_state, "AZ", "signal") == stored
+        finally:
+            await store.close()
+    assert len(first) == 2 and stored is not None and stored.networks == {}  # both stored on the first cycle
+
+
 async def test_a_failed_cycle_forgets_the_states_it_changed_so_its_event_is_not_lost(tmp_path, rows):
     async with FakeOoni() as fake:
         clock = PublishingClock(fake, rows, BLOCK_START - timedelta(hours=2))
