@@ -26,6 +26,7 @@ restart goes on where it stopped.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -259,6 +260,9 @@ class NetworkState:
     valid_total: int = field(default=0, init=False, repr=False)
     signs_total: int = field(default=0, init=False, repr=False)
     expires: datetime | None = field(default=None, init=False, repr=False)  # end of the oldest bucket
+    # its stored form (JSON text), kept while detect() leaves the network as it is: most networks of a
+    # state get no new data in a poll, and their thousands of buckets need not be written out again
+    stored: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.valid_total = sum(b.valid for b in self.buckets.values())
@@ -268,6 +272,12 @@ class NetworkState:
     @property
     def blocked(self) -> bool:
         return self.status == BLOCKED
+
+    def to_json(self) -> str:
+        """`to_dict()` as compact JSON text; kept until detect() changes the network (see `stored`)."""
+        if self.stored is None:
+            self.stored = json.dumps(self.to_dict(), separators=(",", ":"))
+        return self.stored
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -362,7 +372,16 @@ class BlockState:
     def evidence(self) -> tuple[str, ...]:
         return tuple(uid for net in self._blocked_networks() for uid in net.evidence)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> str:
+        """The stored form: exactly `json.dumps(self.to_dict(), separators=(",", ":"))`, built from each
+        network's kept text, so only the networks the last polls changed are written out again."""
+        d = self.to_dict(networks=False)
+        head, tail = json.dumps(d, separators=(",", ":")).split('"networks":0', 1)
+        networks = ",".join(f'"{asn}":{net.to_json()}' for asn, net in sorted(self.networks.items()))
+        return head + '"networks":{' + networks + "}" + tail
+
+    def to_dict(self, networks: bool = True) -> dict[str, Any]:
+        # networks=False: a 0 in their place, for to_json to fill in
         return {
             "version": STATE_VERSION,
             "country": self.country,
@@ -370,7 +389,7 @@ class BlockState:
             "blocked_since": _iso(self.blocked_since),
             "intermittent": self.intermittent,
             "last_data": _iso(self.last_data),
-            "networks": {str(asn): net.to_dict() for asn, net in sorted(self.networks.items())},
+            "networks": {str(asn): net.to_dict() for asn, net in sorted(self.networks.items())} if networks else 0,
             "cleared_blocks": [b.to_dict() for b in self.cleared_blocks],
         }
 
@@ -509,6 +528,7 @@ def detect(
                 changed.add(obs.asn)
         else:
             touched = True  # a filling bucket: its sighting moves on even when its counts do not
+            net.stored = None
             if _fold(net, obs, now, th):
                 changed.add(obs.asn)
         if newest is None or end > newest:
@@ -522,6 +542,7 @@ def detect(
     for asn, net in list(networks.items()):
         if net.status == BLOCKED:
             touched = True  # its numbers, evidence and tallies follow the block every call
+            net.stored = None
             blocked_before.append(asn)
             _prune(net, retention_start)
             _follow_block(net, now, th)
@@ -536,9 +557,11 @@ def detect(
             # (`expires` checked here first: _prune's own quick test, without a call per network)
             if net.expires is not None and net.expires <= retention_start and _prune(net, retention_start):
                 touched = True
+                net.stored = None
                 if not net.buckets:
                     del networks[asn]
             continue
+        net.stored = None  # its data changed
         if net.expires is not None and net.expires <= window_start:
             _prune(net, window_start)  # what is left is the window: the running sums are its totals
         if net.signs_total >= need_least and _try_block(net, now, th):

@@ -40,7 +40,8 @@ def save_state(db: sqlite_utils.Database, state: BlockState) -> None:
     db.execute(
         "insert into states (country, platform, data, updated_at) values (?, ?, ?, ?) "
         "on conflict(country, platform) do update set data = excluded.data, updated_at = excluded.updated_at",
-        [state.country, state.platform, json.dumps(state.to_dict(), separators=(",", ":")), _now()],
+        # to_json: the same text as json.dumps(to_dict()), unchanged networks not serialised again
+        [state.country, state.platform, state.to_json(), _now()],
     )
 
 

@@ -654,7 +654,8 @@ def test_the_block_showing_again_while_clearing_restarts_the_clearing_window():
 
 
 def test_changed_is_unset_only_when_the_state_stayed_exactly_as_it_was():
-    """The poller writes only states whose `changed` is set, so an unset one must store exactly as before:
+    """The poller writes only states whose `changed` is set, so an unset one must store exactly as before;
+    and `to_json()` (each network's text kept until detect() changes it) always equals the full dump:
     checked on every call over a block's whole life (hourly buckets re-sent, the same poll twice, empty
     polls, networks forgotten) and over filling days polled every 15 minutes."""
     profile, state, unchanged = az_2022(), None, 0
@@ -666,6 +667,8 @@ def test_changed_is_unset_only_when_the_state_stayed_exactly_as_it_was():
         if not state.changed:
             unchanged += 1
             assert json.dumps(state.to_dict()) == before
+        # the stored text, built from the networks' kept text, is never stale
+        assert state.to_json() == json.dumps(state.to_dict(), separators=(",", ":"))
         return state
 
     for k in range(0, 240):
