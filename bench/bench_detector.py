@@ -13,7 +13,7 @@ Printed: detector time per cycle (median and worst of N cycles): the 500 detect(
 folding the observations into the states, judging every network, building the events; not making
 the observations (the source's job) nor storing the states. Then how the thresholds did on this
 data (designed blocks found, noisy networks wrongly blocked), and separately what storing the
-states costs (to_dict + json.dumps of all 500 states each cycle; json.loads + from_dict on a restart;
+states costs (BlockState.to_json of all 500 states each cycle; json.loads + from_dict on a restart;
 bench/bench_poll_cycle.py times a whole cycle's state handling in SQLite).
 
 With --live, the observations have the live source's shape instead: each network's UTC day re-sent
@@ -201,12 +201,12 @@ def main() -> None:
           f"{COUNTRIES * PLATFORMS * NETWORKS - designed}")
 
     t = time.perf_counter()
-    blobs = [json.dumps(s.to_dict(), separators=(",", ":")) for s in states.values()]
+    blobs = [s.to_json() for s in states.values()]
     dump = time.perf_counter() - t
     t = time.perf_counter()
     [BlockState.from_dict(json.loads(b)) for b in blobs]
     load = time.perf_counter() - t
-    print(f"state storage (not in the detector figure): to_dict+json.dumps {dump * 1000:.0f} ms per cycle, "
+    print(f"state storage (not in the detector figure): to_json {dump * 1000:.0f} ms per cycle, "
           f"json.loads+from_dict {load * 1000:.0f} ms on a restart, {sum(map(len, blobs)) / 1e6:.1f} MB of JSON")
 
 

@@ -123,7 +123,7 @@ def main() -> None:
         print(f"{name}: cycle {wall:.0f} ms, CPU {cpu:.0f} ms → state handling ~{wall - d_wall:.0f} ms, CPU ~{cpu - d_cpu:.0f} ms")
     print(f"after, first cycle (reads every state once): {after[0][0] * 1000:.0f} ms, CPU {after[0][1] * 1000:.0f} ms")
     print(f"parts, all {len(keys)} states: read (load_state: SQL + json.loads + from_dict) {read[0] * 1000:.0f} ms, "
-          f"write (save_state: to_dict + json.dumps + SQL, one transaction) {write[0] * 1000:.0f} ms")
+          f"write (save_state: to_json + SQL, one transaction) {write[0] * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
