@@ -1,4 +1,8 @@
-"""Build the python-telegram-bot Application and wire the handlers to it: no logic here."""
+"""Wire everything, and only here: the Services (`build_services`) and the python-telegram-bot
+Application with its handlers (`build_application`). No logic here.
+
+`run` (polling or webhook), `console`, `poll --once` and the tests all build the same two objects
+with these two calls; what differs is only which loops they ask for."""
 
 from __future__ import annotations
 
@@ -22,12 +26,31 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import report_form, signals
+from bot.config import Settings
 from bot.handlers import admin, chat, fallback, membership, report, start, watch
+from bot.poller import Poller
+from bot.pseudonym import Pseudonyms
 from bot.render import DEFAULT_LANGUAGE, LANGUAGES, render_plain
+from bot.sender import Sender
 from bot.services import Services
 from bot.telegram_http import AiohttpRequest
+from storage.db import Store
 
 log = logging.getLogger(__name__)
+
+def build_services(settings: Settings, store: Store, *, sending: bool = True, polling: bool = True) -> Services:
+    """The parts of a bot over `store`: the sender (`sending`), the poller (`polling`) and the crowd
+    reports' upkeep, whose loops start with the Application (`_post_init`)."""
+    services = Services(settings, store, Pseudonyms.for_database(settings.database_path))
+    if polling:
+        services.poller = Poller(services)
+        services.background.append(services.poller.run)
+    if sending:
+        services.sender = Sender(store, rate=settings.send_rate)  # its bot is the Application's (build_application)
+        services.background.append(services.sender.run)
+    services.background.append(lambda: signals.upkeep_loop(services))  # sweeps for signals, purges old reports
+    return services
+
 
 def menu(lang: str) -> list[BotCommand]:
     """The command menu in `lang` (templates/menu.html); admin commands are left out on purpose."""
@@ -132,7 +155,7 @@ def build_application(
     builder = builder.request(request).get_updates_request(updates_request or request)
     application = builder.build()
     application.bot_data["services"] = services
-    signals.wire(services)  # reporters' pseudonyms, /forgetme's eraser of reports, the purge loop
-    services.extras["application"] = application  # the sender sends through this Application's bot
+    if services.sender is not None:
+        services.sender.bot = application.bot  # alerts leave through the same bot (and HTTP session) as replies
     add_handlers(application)
     return application

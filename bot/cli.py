@@ -37,9 +37,7 @@ def open_store(settings: Settings):
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from telegram import Update
 
-    from bot import poller, sender
-    from bot.app import build_application
-    from bot.services import Services
+    from bot.app import build_application, build_services
 
     settings.require_token()
     warn_about(settings, log)
@@ -47,10 +45,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if not asyncio.run(wait_for_bot_api(settings)):
         asyncio.run(store.close())
         return 0  # stopped while waiting
-    services = Services(settings, store)
-    poller.wire(services)
-    sender.wire(services)
-    application = build_application(services)
+    application = build_application(build_services(settings, store))
     log.info("Blockwatch starting: Bot API %s, OONI %s, database %s", settings.telegram_api_url, settings.ooni_api_url, settings.database_path)
     try:
         application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False)
@@ -100,14 +95,15 @@ async def wait_for_bot_api(settings: Settings, first_delay: float = 1.0, longest
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import build_services
     from bot.console import Console
-    from bot.services import Services
 
     async def main() -> None:
         store = open_store(settings)
         extra_admin = {args.user_id} if args.admin else set()
         console_settings = Settings(**{**settings.__dict__, "admin_ids": settings.admin_ids | extra_admin})
-        services = Services(console_settings, store)
+        # replies only: no poller, and nothing drains the outbox (there is no Telegram to send alerts to)
+        services = build_services(console_settings, store, sending=False, polling=False)
         try:
             async with Console(services, user_id=args.user_id, language=args.language) as console:
                 await console.interact()
@@ -120,8 +116,9 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
     from bot import poller
+    from bot.app import build_services
 
-    return asyncio.run(poller.poll_once_command(settings, open_store(settings)))
+    return asyncio.run(poller.poll_once_command(build_services(settings, open_store(settings), sending=False, polling=False)))
 
 
 def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,8 +14,8 @@ source of truth — written (the states this cycle changed, `BlockState.changed`
 transaction as the events, read again after a restart, after
 a failed transaction, and whenever another process (`blockwatch poll --once`) has written to it.
 
-`blockwatch run` runs `Poller.run` in the background (`wire`); `blockwatch poll --once` runs
-one cycle from the command line (`poll_once_command`).
+`blockwatch run` runs `Poller.run` in the background (app.build_services wires it); `blockwatch
+poll --once` runs one cycle from the command line (`poll_once_command`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-from bot.config import Settings
 from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
 from bot.notifier import event_text, queue_event
 from bot.observations import Observation
@@ -184,8 +183,8 @@ class Poller:
                 self._log_fault(f"polling {country}", error)
         for event in events:
             log.info("event: %s", json.dumps(event.to_json(), ensure_ascii=False))
-        if events and (sender := self.services.extras.get("sender")) is not None:
-            await sender.wake()
+        if events:
+            await self.services.wake_sender()
         result = PollResult(
             started=started,
             finished=self.clock(),
@@ -219,23 +218,15 @@ class Poller:
                 await self.source.close()
 
 
-def wire(services: Services) -> None:
-    """Add the poller to a running bot: its loop in the background, itself in extras for /stats."""
-    poller = Poller(services)
-    services.background.append(poller.run)
-    services.extras["poller"] = poller
-
-
-async def poll_once_command(settings: Settings, store: Store) -> int:
+async def poll_once_command(services: Services) -> int:
     """`blockwatch poll --once`: one cycle, events printed and queued for the running bot's sender.
 
     Exit 0, or 1 when every watched country failed."""
     try:
-        async with OoniSource(settings.ooni_api_url) as source:
-            poller = Poller(Services(settings, store), source)
-            result = await poller.poll_once()
+        async with OoniSource(services.settings.ooni_api_url) as source:
+            result = await Poller(services, source).poll_once()
     finally:
-        await store.close()
+        await services.store.close()
     for event in result.events:
         print(event_text(event) + "\n")
     line = (

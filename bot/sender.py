@@ -119,7 +119,7 @@ class SenderStats:
 
 
 class Sender:
-    """Drains the outbox. `await sender.wake()` after queueing; `run()` is the loop `wire` starts."""
+    """Drains the outbox. `await sender.wake()` after queueing; `run()` is the loop app.build_services starts."""
 
     def __init__(
         self,
@@ -368,14 +368,3 @@ def _seconds(error: RetryAfter) -> float:
         warnings.simplefilter("ignore")
         value = error.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def wire(services) -> None:
-    """Give a running bot its sender: the drain loop joins services.background, the Sender services.extras."""
-    sender = Sender(
-        services.store,
-        rate=services.settings.send_rate,
-        bot_from=lambda: services.extras["application"].bot,
-    )
-    services.extras["sender"] = sender
-    services.background.append(sender.run)

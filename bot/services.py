@@ -1,20 +1,31 @@
-"""What every handler and loop shares, built once by the app and handed in (never imported as globals)."""
+"""What every handler and loop shares, built once by `app.build_services` and handed in (never imported as globals)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
+from bot.pseudonym import Pseudonyms
 from storage.db import Store
+
+if TYPE_CHECKING:  # the poller and the sender import this module
+    from bot.poller import Poller
+    from bot.sender import Sender
 
 
 @dataclass
 class Services:
     settings: Settings
     store: Store
-    # loops that live as long as the bot (the poller, the sender): started after start-up, cancelled at stop
+    pseudonyms: Pseudonyms  # reporters' keyed pseudonyms and the report form's signatures (secret beside the database)
+    sender: Sender | None = None  # drains the outbox; None where nothing sends queued messages (console, poll --once)
+    poller: Poller | None = None  # polls the sources; /stats shows its last cycle
+    # loops that live as long as the bot (the poller, the sender, the reports' upkeep): started after start-up, cancelled at stop
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # live objects other parts look at (/stats reads the poller's last result, /forgetme the reports' eraser)
-    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def wake_sender(self) -> None:
+        """Deliveries were queued: the sender looks now rather than at its next idle check."""
+        if self.sender is not None:
+            await self.sender.wake()

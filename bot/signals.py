@@ -1,6 +1,6 @@
 """The crowd-signal workflow: storing a report and the signal it may raise, the sweep for signals no
 report raised, admins confirming or dismissing a signal, what admins are shown, and the upkeep loop
-that sweeps and purges. `wire(services)` sets it up.
+that sweeps and purges (app.build_services starts it).
 
 The functions taking `db` run on the one DB thread (`store.run(...)`), each in one transaction; the
 async ones take the Services and call them. The rules themselves are pure, in bot/crowd.py.
@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 
 from bot import catalog, crowd, notifier
 from bot.crowd import Assessment, Report, Rules
-from bot.pseudonym import Pseudonyms
 from bot.render import render
 from bot.report_form import ReportDraft
 from bot.services import Services
@@ -38,11 +37,6 @@ SWEEP_EVERY = 600  # seconds between looks for signals no report raised
 class Outcome:
     verdict: str  # crowd.ACCEPT | crowd.DUPLICATE | crowd.TOO_MANY
     signal_id: int | None = None  # a signal this report opened
-
-
-def pseudonyms_of(svc: Services) -> Pseudonyms:
-    wire(svc)
-    return svc.extras["pseudonyms"]
 
 
 def rules_of(svc: Services) -> Rules:
@@ -177,7 +171,7 @@ def dismiss_signal(db, signal_id: int, now: int, admin_id: int) -> tuple[str, in
 
 async def submit(svc: Services, user_id: int, draft: ReportDraft, now: int) -> Outcome:
     """Store a complete draft under the user's pseudonym; a signal it opens goes out to the admins."""
-    reporter = pseudonyms_of(svc).reporter(user_id)
+    reporter = svc.pseudonyms.reporter(user_id)
     outcome = await svc.store.run(accept_report, reporter, draft, now, rules_of(svc), svc.settings.admin_ids)
     if outcome.signal_id is not None:
         await _opened(svc, [outcome.signal_id])
@@ -197,8 +191,8 @@ async def review(svc: Services, command: str, signal_id: int, note: str | None, 
         outcome, count = await svc.store.run(dismiss_signal, signal_id, now, admin_id)
     if outcome in ("confirmed", "dismissed"):
         log.info("crowd signal #%s %s by an admin (%s chats to tell)", signal_id, outcome, count)
-    if outcome == "confirmed" and count and (sender := svc.extras.get("sender")):
-        await sender.wake()
+    if outcome == "confirmed" and count:
+        await svc.wake_sender()
     return outcome, count
 
 
@@ -207,11 +201,16 @@ async def _opened(svc: Services, signal_ids: list[int]) -> None:
         log.info("crowd signal #%s opened", signal_id)
         if not svc.settings.admin_ids:
             log.warning("crowd signal #%s has no one to review it: ADMIN_IDS is empty", signal_id)
-    if signal_ids and (sender := svc.extras.get("sender")):
-        await sender.wake()
+    if signal_ids:
+        await svc.wake_sender()
 
 
-# -- wiring ------------------------------------------------------------------------------------
+async def forget(svc: Services, user_id: int) -> int:
+    """/forgetme: delete this person's crowd reports (found by their pseudonym); returns how many."""
+    return await svc.store.run(reports.forget_reporter, svc.pseudonyms.reporter(user_id))
+
+
+# -- the upkeep loop -----------------------------------------------------------------------------
 
 
 async def upkeep_loop(svc: Services, every: float = SWEEP_EVERY) -> None:
@@ -232,17 +231,3 @@ async def upkeep_loop(svc: Services, every: float = SWEEP_EVERY) -> None:
         except Exception:  # a busy or failing database: try again next time, the loop must not die
             log.exception("the crowd reports' upkeep failed")
         await asyncio.sleep(every)
-
-
-def wire(svc: Services) -> None:
-    """Give the services the reporters' pseudonyms, /forgetme's eraser and the upkeep loop. Idempotent."""
-    if "pseudonyms" in svc.extras:
-        return
-    pseudonyms = Pseudonyms.for_database(svc.settings.database_path)
-    svc.extras["pseudonyms"] = pseudonyms
-
-    async def forget(user_id: int) -> int:
-        return await svc.store.run(reports.forget_reporter, pseudonyms.reporter(user_id))
-
-    svc.extras.setdefault("forget_user", []).append(forget)
-    svc.background.append(lambda: upkeep_loop(svc))

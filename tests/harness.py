@@ -10,7 +10,7 @@ from pathlib import Path
 from telegram import Update
 from telegram.ext import Application
 
-from bot.app import build_application
+from bot.app import build_application, build_services
 from bot.config import Settings
 from bot.services import Services
 from storage.db import Store
@@ -42,13 +42,15 @@ def settings_for(fake: FakeTelegram, database: Path, **overrides) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(fake: FakeTelegram, database: Path, wire=(), **overrides) -> AsyncIterator[BotUnderTest]:
-    """The Application polling the fake, as `blockwatch run` does, until the block ends."""
+async def running_bot(
+    fake: FakeTelegram, database: Path, *, sending: bool = False, polling: bool = False, **overrides
+) -> AsyncIterator[BotUnderTest]:
+    """The Application polling the fake, built as `blockwatch run` builds it, until the block ends.
+
+    `sending`: the sender drains the outbox; `polling`: the poller runs (off unless a test needs them)."""
     settings = settings_for(fake, database, **overrides)
     store = await Store.open(settings.database_path)
-    services = Services(settings, store)
-    for add in wire:
-        add(services)
+    services = build_services(settings, store, sending=sending, polling=polling)
     app = build_application(services)
     await app.initialize()
     await app.post_init(app)

@@ -4,7 +4,6 @@ import logging
 
 import pytest
 
-from bot import sender
 from storage import findings, subscriptions
 from tests.test_chat_commands import wait_until
 from tests.conftest import ADMIN
@@ -15,7 +14,7 @@ ALICE, BOB, CAROL = 201, 202, 203  # watchers: AZ tiktok, AZ whatsapp, AM tiktok
 
 @pytest.fixture
 async def admin_bot(telegram, tmp_path):
-    async with running_bot(telegram, tmp_path / "bot.db", wire=(sender.wire,), admin_ids=frozenset({ADMIN})) as running:
+    async with running_bot(telegram, tmp_path / "bot.db", sending=True, admin_ids=frozenset({ADMIN})) as running:
         await running.say("/watch AZ tiktok", chat_id=ALICE)
         await running.say("/watch AZ whatsapp", chat_id=BOB)
         await running.say("/watch AM tiktok", chat_id=CAROL)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot import catalog, sender
+from bot import catalog
 from bot.poller import Poller
 from bot.render import format_duration
 from bot.sources.ooni import OoniSource
@@ -53,7 +53,7 @@ def links(call) -> list[str]:
 
 async def test_watchers_get_the_block_and_its_end_in_their_language_and_nobody_else_hears_of_it(telegram, tmp_path, rows):
     async with FakeOoni() as ooni, OoniSource(ooni.url, sleep=no_sleep) as source:
-        async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,), ooni_api_url=ooni.url) as bot:
+        async with running_bot(telegram, tmp_path / "bw.db", sending=True, ooni_api_url=ooni.url) as bot:
             await bot.say("/watch AZ tiktok", chat_id=EN)
             await bot.say("/language ru", chat_id=RU)
             await bot.say("/watch AZ tiktok", chat_id=RU)
@@ -140,12 +140,12 @@ async def test_outside_values_are_escaped_and_long_lists_cut_within_telegrams_li
     many = tuple(range(1, 2001))
     event = Event("changed", "AZ", "tiktok", BLOCK_START, many, added=many[:1000], cleared=(99999,),
                   method="<script>", since=BLOCK_START, anomalies=10**6, measurements=2 * 10**6, evidence=hostile)
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,)) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True) as bot:
         for chat, language in ((EN, "en"), (RU, "ru"), (AZ_CHAT, "az")):
             await bot.store.run(subscriptions.ensure_chat, chat, "private", language)
             await bot.store.run(subscriptions.add_watches, chat, "AZ", ["tiktok"])
         assert await bot.store.run(notifier.queue_event, event) == 3
-        await bot.services.extras["sender"].wake()
+        await bot.services.sender.wake()
         messages = [(await telegram.wait_sent(chat))[0] for chat in (EN, RU, AZ_CHAT)]
     for message in messages:
         assert message.ok and len(message.result["text"]) < 4096

@@ -20,6 +20,7 @@ from bot import catalog
 from bot.config import Settings
 from bot.detector import DEFAULT
 from bot.poller import Poller
+from bot.app import build_services
 from bot.services import Services
 from bot.sources.ooni import OoniSource
 from storage.db import Store
@@ -54,7 +55,7 @@ async def open_store(path, watches=(("AZ", "tiktok"),)) -> Store:
 
 
 def services_for(store: Store, fake: FakeOoni, **settings) -> Services:
-    return Services(Settings(ooni_api_url=fake.url, database_path=store.path, **settings), store)
+    return build_services(Settings(ooni_api_url=fake.url, database_path=store.path, **settings), store, sending=False, polling=False)
 
 
 def stored_kinds(store_db) -> list[str]:
@@ -438,13 +439,11 @@ async def test_poll_once_cli_exits_1_when_every_country_fails(tmp_path):
 
 async def test_a_watching_chat_gets_the_blocked_alert_from_the_running_bot(telegram, tmp_path):
     """End to end: /watch in a chat → the poller (every 0.2 s) finds the block → the sender delivers it."""
-    from bot import poller, sender
-
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     rows = az_tiktok_episode(today - timedelta(days=1), today + timedelta(days=1), after=timedelta(0))
     async with FakeOoni(rows) as fake:
         async with running_bot(
-            telegram, tmp_path / "bw.db", wire=(poller.wire, sender.wire), poll_interval=0.2, ooni_api_url=fake.url,
+            telegram, tmp_path / "bw.db", polling=True, sending=True, poll_interval=0.2, ooni_api_url=fake.url,
         ) as bot:
             reply = await bot.say("/watch AZ tiktok", chat_id=100)
             assert "Watching Azerbaijan (AZ): TikTok" in reply.text
@@ -455,7 +454,7 @@ async def test_a_watching_chat_gets_the_blocked_alert_from_the_running_bot(teleg
             [message] = await telegram.wait_for(alert, chat_id=100, timeout=15)
             assert message.params.get("parse_mode") == "HTML"
             assert "TLS" in message.text and "explorer.ooni.org/m/" in message.params["text"]
-            cycles = bot.services.extras["poller"].source.requests_made
+            cycles = bot.services.poller.source.requests_made
             await asyncio.sleep(1.0)  # a few more cycles over the same data
-            assert bot.services.extras["poller"].source.requests_made > cycles  # it kept polling...
+            assert bot.services.poller.source.requests_made > cycles  # it kept polling...
             assert len([c for c in telegram.sent(100) if alert(c)]) == 1  # ...and sent the alert once

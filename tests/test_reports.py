@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot import crowd, report_form, sender
+from bot import crowd, report_form
 from bot.detector import BLOCKED, BlockState, NetworkState
 from bot.parsing import BadInput
 from bot.report_form import ReportDraft, parse_report
@@ -41,7 +41,7 @@ async def say_as(bot, who: dict, text: str, chat_id: int | None = None):
 @pytest.fixture
 async def crowd_bot(telegram, tmp_path):
     """The bot with the sender wired, three distinct people making a signal, one admin."""
-    async with running_bot(telegram, tmp_path / "blockwatch.db", wire=(sender.wire,), admin_ids=frozenset({ADMIN}),
+    async with running_bot(telegram, tmp_path / "blockwatch.db", sending=True, admin_ids=frozenset({ADMIN}),
                            signal_min_reporters=3) as running:
         yield running
 
@@ -146,7 +146,7 @@ async def test_report_command_is_stored_under_a_pseudonym_and_thanked(crowd_bot)
     [row] = stored(crowd_bot)
     assert (row["country"], row["platform"], row["symptom"], row["asn"]) == ("AZ", "tiktok", "blocked", AZERCELL)
     assert row["note"] == "since noon <b>really</b>"
-    pseudonyms = crowd_bot.services.extras["pseudonyms"]
+    pseudonyms = crowd_bot.services.pseudonyms
     assert row["reporter"] == pseudonyms.reporter(alice["user_id"])
     # /report never stores the reporter's chat (in a private chat its id is theirs)
     assert crowd_bot.store.run_sync(lambda db: db.execute("select count(*) from chats").fetchone()[0]) == 0
@@ -257,7 +257,7 @@ async def test_forged_foreign_and_expired_buttons_change_nothing(crowd_bot):
     assert stored(crowd_bot) == []
 
     # a real button of Alice's whose time is up
-    pseudonyms = crowd_bot.services.extras["pseudonyms"]
+    pseudonyms = crowd_bot.services.pseudonyms
     stale = report_form.button_data(pseudonyms, group, alice["user_id"], "AZ:0:b:0", NOW - 1)
     answered = len(fake.calls("answerCallbackQuery"))
     fake.press_button(group, alice["user_id"], message_id, stale, forged=True)
@@ -402,7 +402,7 @@ async def test_the_database_file_and_the_logs_hold_no_reporter(telegram, tmp_pat
     caplog.set_level(logging.DEBUG, logger="storage")
     database = tmp_path / "blockwatch.db"
     people = [reporter(60 + n) for n in range(4)]
-    async with running_bot(telegram, database, wire=(sender.wire,), admin_ids=frozenset({ADMIN}),
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset({ADMIN}),
                            signal_min_reporters=3) as bot:
         for n, who in enumerate(people[:3]):
             await say_as(bot, who, f"/report AZ tiktok blocked {('Azercell', 'Delta', 'AS28787')[n]} from home")
@@ -433,7 +433,7 @@ async def test_forgetme_removes_the_users_reports(crowd_bot):
     await say_as(crowd_bot, bob, "/report AZ tiktok blocked")
     answer = await say_as(crowd_bot, alice, "/forgetme")
     assert "Your 2 reports are deleted" in answer.text
-    pseudonyms = crowd_bot.services.extras["pseudonyms"]
+    pseudonyms = crowd_bot.services.pseudonyms
     assert [bytes(row["reporter"]) for row in stored(crowd_bot)] == [pseudonyms.reporter(bob["user_id"])]
     assert crowd_bot.store.run_sync(reports.total_reports) == 3  # the hourly counts hold no one and stay
 
@@ -459,12 +459,12 @@ async def test_the_retention_purge_runs_in_the_background_and_keeps_the_counts(t
 
 async def test_the_upkeep_loop_raises_a_signal_no_report_raised(telegram, tmp_path):
     database = tmp_path / "blockwatch.db"
-    async with running_bot(telegram, database, wire=(sender.wire,), admin_ids=frozenset({ADMIN}), signal_min_reporters=5) as bot:
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset({ADMIN}), signal_min_reporters=5) as bot:
         for n in range(3):
             await say_as(bot, reporter(80 + n), "/report AZ signal blocked")
         assert bot.store.run_sync(reports.count_signals) == 0
     # the operator lowers SIGNAL_MIN_REPORTERS and restarts: the loop's first look finds the pair
-    async with running_bot(telegram, database, wire=(sender.wire,), admin_ids=frozenset({ADMIN}), signal_min_reporters=3) as bot:
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset({ADMIN}), signal_min_reporters=3) as bot:
         [alert] = await telegram.wait_sent(ADMIN)
         assert "Crowd signal #1" in alert.text and "Signal" in alert.text and "3 different people" in alert.text
         assert bot.store.run_sync(reports.count_signals) == 1

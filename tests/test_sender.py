@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot import notifier, sender
+from bot import notifier
 from bot.detector import Event
 from bot.sender import SendWindow, Sender
 from storage import outbox, subscriptions
@@ -68,7 +68,7 @@ async def queue(bot, *events) -> int:
     total = 0
     for e in events:
         total += await bot.store.run(notifier.queue_event, e)
-    await bot.services.extras["sender"].wake()
+    await bot.services.sender.wake()
     return total
 
 
@@ -88,12 +88,12 @@ async def settled(bot, timeout=10.0) -> dict:
 async def test_a_broadcast_goes_out_at_send_rate_without_a_single_429(telegram, tmp_path):
     chats = list(range(1001, 1061))
     telegram.limit_rate(30)  # Telegram's broadcast limit, enforced as a sliding second
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,), send_rate=30) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True, send_rate=30) as bot:
         await bot.store.run(add_watchers, chats)
         assert await queue(bot, event()) == 60
         await telegram.wait_sent(count=60, timeout=10)
         counts = await settled(bot)
-        stats = await bot.services.extras["sender"].stats()
+        stats = await bot.services.sender.stats()
     sends = [c for c in telegram.calls("sendMessage") if c.chat_id in chats]
     assert [c.status for c in sends] == [200] * 60  # no 429: the sender kept under the limit itself
     assert successes(telegram, chats) == {chat: 1 for chat in chats}
@@ -104,7 +104,7 @@ async def test_a_broadcast_goes_out_at_send_rate_without_a_single_429(telegram, 
 
 
 async def test_one_chat_gets_its_messages_in_order_a_second_apart_while_others_go_on(telegram, tmp_path):
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,), send_rate=30) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True, send_rate=30) as bot:
         await bot.store.run(add_watchers, [100], "AZ", ("tiktok", "whatsapp"))
         await bot.store.run(add_watchers, [200], "AZ", ("whatsapp",))
         await queue(bot, event("blocked", "tiktok"), event("blocked", "whatsapp", hours=1), event("unblocked", "tiktok", hours=2))
@@ -118,7 +118,7 @@ async def test_one_chat_gets_its_messages_in_order_a_second_apart_while_others_g
 
 async def test_a_group_gets_at_most_20_messages_a_minute(telegram, tmp_path):
     group = -100777
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,), send_rate=30) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True, send_rate=30) as bot:
         await bot.store.run(add_watchers, [group, 300], "AZ", ("tiktok", "whatsapp"))
         await queue(bot, event("blocked", "tiktok"), event("blocked", "whatsapp", hours=1))
         private = await telegram.wait_sent(300, count=2, timeout=10)
@@ -155,7 +155,7 @@ async def test_send_window_spaces_starts_and_counts_each_send_until_a_period_aft
 
 async def test_429_mid_broadcast_holds_every_send_for_retry_after_and_resends_each_once(telegram, tmp_path):
     chats = list(range(2001, 2021))
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,), send_rate=20) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True, send_rate=20) as bot:
         await bot.store.run(add_watchers, chats)
         await queue(bot, event())
         await telegram.wait_sent(count=5)
@@ -175,7 +175,7 @@ async def test_429_mid_broadcast_holds_every_send_for_retry_after_and_resends_ea
 async def test_403_mid_broadcast_pauses_that_chat_and_drops_what_waits_for_it(telegram, tmp_path):
     chats = list(range(3001, 3011))
     telegram.fail_chat(3005)  # the user blocked the bot
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,), send_rate=50) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True, send_rate=50) as bot:
         await bot.store.run(add_watchers, chats)
         await queue(bot, event("blocked"), event("changed", asns=(29049,), cleared=(31721,), hours=1))
         await telegram.wait_sent(count=18, timeout=10)
@@ -193,7 +193,7 @@ async def test_403_mid_broadcast_pauses_that_chat_and_drops_what_waits_for_it(te
 async def test_a_migrated_group_gets_the_alert_at_its_new_id_and_keeps_its_watches(telegram, tmp_path):
     old, new = -5005, -1000000005005
     telegram.migrate_chat(old, new)
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,)) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True) as bot:
         await bot.store.run(add_watchers, [old])
         await queue(bot, event())
         [message] = await telegram.wait_sent(new)
@@ -209,7 +209,7 @@ async def test_a_migrated_group_gets_the_alert_at_its_new_id_and_keeps_its_watch
 
 async def test_a_telegram_5xx_is_retried_with_backoff_and_sent_once(telegram, tmp_path):
     telegram.fail_chat(4001, 502, "Bad Gateway")
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,)) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True) as bot:
         await bot.store.run(add_watchers, [4001])
         await queue(bot, event())
         await telegram.wait_for("sendMessage", chat_id=4001)
@@ -246,15 +246,15 @@ async def test_a_timeout_is_sent_again(telegram, tmp_path):
 
 
 async def test_a_refused_message_fails_alone_and_the_chats_next_one_goes(telegram, tmp_path):
-    async with running_bot(telegram, tmp_path / "bw.db", wire=(sender.wire,)) as bot:
+    async with running_bot(telegram, tmp_path / "bw.db", sending=True) as bot:
         await bot.store.run(add_watchers, [4201])
         await bot.store.run(notifier.queue_text, [4201], "broken <blink>markup</blink>", kind="finding", ref="finding:1")
         await bot.store.run(notifier.queue_text, [4201], "fine <b>markup</b>", kind="finding", ref="finding:2")
-        await bot.services.extras["sender"].wake()
+        await bot.services.sender.wake()
         [sent] = await telegram.wait_sent(4201)
         counts = await settled(bot)
         first, second = await bot.store.run(outbox.deliveries_of, 4201)
-        stats = await bot.services.extras["sender"].stats()
+        stats = await bot.services.sender.stats()
     assert sent.text == "fine <b>markup</b>" and sent.result["text"] == "fine markup"
     assert first["status"] == "failed" and "can't parse entities" in first["error"].lower()
     assert second["status"] == "sent"

@@ -122,9 +122,8 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     outcome, count = await services(context).store.run(
         _decide, int(parts[2]), update.effective_user.id, parts[1] == "ok", datetime.now(timezone.utc)
     )
-    if outcome in ("sent",):
-        if sender := services(context).extras.get("sender"):
-            await sender.wake()
+    if outcome == "sent":
+        await services(context).wake_sender()
     await query.answer(render_plain("notice", lang, kind=outcome, count=count))
     if outcome in ("sent", "cancelled", "expired"):
         await query.edit_message_text(
@@ -159,5 +158,5 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     svc = services(context)
     figures = await svc.store.run(gather_stats, datetime.now(timezone.utc))
-    poller = svc.extras.get("poller")
-    await reply(update, context, "stats", **figures, last_poll=getattr(poller, "last", None), limit=15)
+    last_poll = svc.poller.last if svc.poller is not None else None
+    await reply(update, context, "stats", **figures, last_poll=last_poll, limit=15)

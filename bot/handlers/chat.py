@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot import signals
 from bot.handlers.common import chat_row, language_of, may_change_chat, reply, reply_error, services
 from bot.parsing import BadInput, parse_language
 from bot.render import LANGUAGES
@@ -40,9 +41,7 @@ async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = await language_of(update, context)  # not chat_row: that would store the id we are erasing
     forget_chat = await may_change_chat(update, context)
     removed_watches = await store.run(_forget_chat, chat.id) if forget_chat else 0
-    forgotten_extra = 0
-    for forget in services(context).extras.get("forget_user", ()):  # e.g. crowd reports, by pseudonym
-        forgotten_extra += await forget(update.effective_user.id)
+    forgotten_reports = await signals.forget(services(context), update.effective_user.id)
     await reply(
         update,
         context,
@@ -50,6 +49,6 @@ async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lang=lang,
         chat_forgotten=forget_chat,
         watches=removed_watches,
-        reports=forgotten_extra,
+        reports=forgotten_reports,
         group=chat.type != "private",
     )

@@ -96,7 +96,7 @@ async def _chat_countries(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 def _signer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int):
-    return signer(signals.pseudonyms_of(services(context)), chat_id, user_id, int(time.time()))
+    return signer(services(context).pseudonyms, chat_id, user_id, int(time.time()))
 
 
 async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: ReportDraft) -> Outcome:
@@ -151,7 +151,7 @@ async def report_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await query.answer(_label(lang, "invalid"), show_alert=True)
         return
     chat_id, user_id = query.message.chat.id, update.effective_user.id
-    meaning, value = read_button(signals.pseudonyms_of(services(context)), chat_id, user_id, query.data, int(time.time()))
+    meaning, value = read_button(services(context).pseudonyms, chat_id, user_id, query.data, int(time.time()))
     if meaning == "invalid":
         await query.answer(_label(lang, "invalid"), show_alert=True)
         return
