@@ -112,7 +112,8 @@ def print_events(events: list[Event], as_json: bool, out: TextIO) -> None:
         if as_json:
             print(json.dumps(event.to_json(), ensure_ascii=False), file=out)
         else:
-            print(event_text(event) + "\n", file=out)
+            # the time the bot would have sent it: the alert's own times are those of the data
+            print(f"[{event.time.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC]\n{event_text(event)}\n", file=out)
 
 
 async def backtest_command(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -181,11 +181,22 @@ def all_countries() -> tuple[Country, ...]:
     return tuple(sorted(_countries().values(), key=lambda c: c.code))
 
 
+REGIONAL_A = 0x1F1E6  # a flag emoji is two "regional indicator" letters: 🇦🇿 is A Z
+
+
+def _flag_letters(text: str) -> str:
+    """🇦🇿 → "AZ" (a flag emoji, maybe with a variation selector); any other text unchanged."""
+    letters = text.replace("\ufe0f", "")
+    if len(letters) == 2 and all(REGIONAL_A <= ord(c) < REGIONAL_A + 26 for c in letters):
+        return "".join(chr(ord("A") + ord(c) - REGIONAL_A) for c in letters)
+    return text
+
+
 def find_country(text: str) -> Country | None:
     """An ISO code or a country name, forgiving of case, spaces and accents; None if unknown."""
     if not text or not text.strip():
         return None
-    stripped = text.strip()
+    stripped = _flag_letters(text.strip())
     countries = _countries()
     if len(stripped) == 2 and stripped.isascii() and stripped.isalpha():
         country = countries.get(stripped.upper())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -107,10 +108,12 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
         try:
             async with Console(services, user_id=args.user_id, language=args.language) as console:
                 await console.interact()
+                return console.request.closed
         finally:
             await store.close()
 
-    asyncio.run(main())
+    if asyncio.run(main()):
+        quiet_stdout()
     return 0
 
 
@@ -161,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:  # `blockwatch … | head` stopped reading: that is not an error
+        quiet_stdout()
+        return 0
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -35,6 +35,16 @@ class ConsoleRequest(BaseRequest):
         self.message_ids = itertools.count(1000)
         self.buttons: dict[str, tuple[int, str]] = {}  # "1" → (message_id, callback_data)
         self.button_numbers = itertools.count(1)
+        self.closed = False  # the reader went away (`blockwatch console | head`): stop quietly
+
+    def print(self, *lines: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(*lines, sep="\n", file=self.out)
+            self.out.flush()
+        except BrokenPipeError:
+            self.closed = True
 
     @property
     def read_timeout(self) -> float | None:
@@ -58,7 +68,7 @@ class ConsoleRequest(BaseRequest):
     def _show(self, text: str, markup: Any, message_id: int, edited: bool = False) -> None:
         prefix = "bot (edited)> " if edited else "bot> "
         lines = to_terminal(text).splitlines() or [""]
-        print(prefix + lines[0], *("     " + line for line in lines[1:]), sep="\n", file=self.out)
+        shown = [prefix + lines[0], *("     " + line for line in lines[1:])]
         if isinstance(markup, str):
             markup = json.loads(markup)
         # as in Telegram, an edited message's old buttons are gone
@@ -67,8 +77,8 @@ class ConsoleRequest(BaseRequest):
             for button in row:
                 key = str(next(self.button_numbers))
                 self.buttons[key] = (message_id, button.get("callback_data", ""))
-                print(f"     [{key}] {button.get('text')}   (type #{key} to press)", file=self.out)
-        self.out.flush()
+                shown.append(f"     [{key}] {button.get('text')}   (type #{key} to press)")
+        self.print(*shown)
 
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None, **_: Any) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]
@@ -83,7 +93,7 @@ class ConsoleRequest(BaseRequest):
             result = self._message(params, int(params.get("message_id", 0)) or None)
             self._show(str(params.get("text", "")), params.get("reply_markup"), result["message_id"], edited=True)
         elif api_method == "answerCallbackQuery" and params.get("text"):
-            print(f"bot (notice)> {params['text']}", file=self.out)
+            self.print(f"bot (notice)> {params['text']}")
         elif api_method == "getChatMember":
             result = {"status": "creator", "user": self.user}
         elif api_method == "getUpdates":
@@ -133,9 +143,9 @@ class Console:
         await self.application.shutdown()
 
     async def interact(self, lines: TextIO = sys.stdin) -> None:
-        print("Blockwatch console — you are chatting with the bot. Try /help; Ctrl-D to leave.", file=self.out)
+        self.request.print("Blockwatch console — you are chatting with the bot. Try /help; Ctrl-D to leave.")
         loop = asyncio.get_running_loop()
-        while True:
+        while not self.request.closed:
             if lines.isatty():
                 print("you> ", end="", file=self.out, flush=True)
             line = await loop.run_in_executor(None, lines.readline)

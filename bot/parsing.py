@@ -78,11 +78,8 @@ def parse_watch(args: list[str]) -> WatchRequest:
 
 
 def parse_status(args: list[str]) -> WatchRequest:
-    """`/status CC [platform]`: one platform at most."""
-    request = parse_watch(args)
-    if not request.all_platforms and len(request.platforms) > 1:
-        raise BadInput("too_many_arguments", count=len(split_args(args)))
-    return request
+    """`/status CC [platform…]`: the same words as /watch."""
+    return parse_watch(args)
 
 
 def parse_language(args: list[str]) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import sys
 from datetime import date, datetime, timedelta, timezone
 
@@ -116,6 +117,7 @@ async def test_backtest_prints_the_rendered_alerts_and_leaves_the_database_alone
     assert code == 0, err
     assert folder_digest(tmp_path) == before  # not a byte written, no journal left behind
     messages = [m for m in out.split("\n\n\n") if m.strip()]
+    assert all(re.match(r"\[2022-09-1\d \d\d:\d\d UTC\]\n", m.strip()) for m in messages), messages  # each event's time
     assert "TikTok — Azerbaijan (AZ): signs of blocking" in messages[0]
     assert "AS29049 Delta Telecom" in messages[0] and "TLS" in messages[0]
     assert "(https://explorer.ooni.org/m/2022091" in messages[0]  # evidence links keep their address

@@ -64,7 +64,6 @@ async def test_missing_and_too_many_arguments(bot):
     assert "/unwatch all" in (await bot.say("/unwatch")).text
     many = await bot.say("/watch AZ " + " ".join(["tiktok"] * 20))
     assert "more than /watch takes" in many.text
-    assert "more than /status takes" in (await bot.say("/status AZ tiktok whatsapp")).text
     assert await watches_of(bot, 100) == []
 
 
@@ -191,3 +190,17 @@ async def wait_until(read, expected, timeout=5.0):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"still {value!r} after {timeout}s")
         await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("flag", ["🇦🇿", "🇦🇿\ufe0f"])
+async def test_a_flag_emoji_names_the_country(bot, flag):
+    reply = await bot.say(f"/watch {flag} tiktok")
+    assert "Watching Azerbaijan (AZ): TikTok" in reply.text
+    assert await watches_of(bot, 100) == [("AZ", "tiktok")]
+    assert "Unknown country" in (await bot.say("/watch 🇦 tiktok")).text  # half a flag is not a country
+
+
+async def test_status_takes_several_platforms_like_watch(bot):
+    reply = await bot.say("/status AZ tiktok whatsapp")
+    assert "TikTok" in reply.text and "WhatsApp" in reply.text and "Telegram" not in reply.text
+    assert "Unknown platform 'tiktk'" in (await bot.say("/status AZ tiktk whatsapp")).text

@@ -39,3 +39,15 @@ def test_buttons_are_pressed_by_number_and_admin_is_a_flag(tmp_path):
     assert "Blockwatch now" in out  # /stats answered: the console user is an admin for this session
     refused = run_console(tmp_path, "/stats\n")
     assert "Only the bot's admins" in refused
+
+
+def test_console_piped_into_head_ends_quietly(tmp_path):
+    """`blockwatch console | head`: the reader goes away; no BrokenPipe traceback, exit 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env["DATABASE_PATH"] = str(tmp_path / "console.db")
+    done = subprocess.run(
+        f"{sys.executable} -m bot console | head -n 1", shell=True, input="/help\n" * 50, env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.stdout.startswith("Blockwatch console") and done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr

@@ -81,7 +81,7 @@ SAMPLES = {
     "watches": [dict(groups=[(AZ, statuses())]), dict(groups=[])],
     "watch_added": [dict(country=AZ, added=[catalog.PLATFORMS["tiktok"]], already=[catalog.PLATFORMS["signal"]],
                          statuses=statuses(), all_platforms=False)],
-    "help": [dict(platforms=list(catalog.PLATFORMS.values()))],
+    "help": [dict(platforms=list(catalog.PLATFORMS.values()), admin=False), dict(platforms=list(catalog.PLATFORMS.values()), admin=True)],
     "language": [dict(name="Русский")],
     "unwatched": [dict(removed=[(AZ, catalog.PLATFORMS["tiktok"])], everything=False, country=AZ),
                   dict(removed=[], everything=True, country=None), dict(removed=[], everything=False, country=AZ)],

@@ -29,7 +29,7 @@ def split_broadcast(text: str) -> tuple[catalog.Country, str | None, str]:
     body = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
     words = body.split()
     if not words:
-        raise BadInput("no_country")
+        raise BadInput("broadcast_usage")
     country, rest = parse_country(words)
     used = len(words) - len(rest)
     platform = catalog.find_platform(rest[0]) if rest else None

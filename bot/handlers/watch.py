@@ -93,7 +93,9 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     store = services(context).store
     statuses = await store.run(load_statuses, request.country.code, request.platforms)
-    platform = None if request.all_platforms else request.platforms[0]
+    platform = request.platforms[0] if len(request.platforms) == 1 else None
     since = datetime.now(timezone.utc) - FINDINGS_SHOWN_FOR
     recent = await store.run(findings.recent_findings, request.country.code, platform, since)
+    if platform is None and not request.all_platforms:  # several named: their findings and the country-wide ones
+        recent = [f for f in recent if f["platform"] in (None, *request.platforms)]
     await reply(update, context, "status", country=request.country, statuses=statuses, findings=recent)

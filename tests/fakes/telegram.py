@@ -475,8 +475,9 @@ class FakeTelegram:
     """A Bot API server on 127.0.0.1 for one bot token. Use as `async with FakeTelegram() as fake`."""
 
     def __init__(self, token: str = "123:ABC", *, username: str = BOT_USERNAME,
-                 strict_entities: bool = True) -> None:
+                 strict_entities: bool = True, port: int = 0) -> None:
         self.token = token
+        self.port = port  # 0: any free port
         self.strict_entities = strict_entities
         head = token.split(":", 1)[0]
         self.bot_id = int(head) if head.isdigit() else 123
@@ -523,7 +524,7 @@ class FakeTelegram:
         app.router.add_route("*", "/file/bot{token}/{path:.*}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
