@@ -21,7 +21,8 @@ from bot import catalog
 from bot.config import Settings
 from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
 from bot.observations import Observation
-from bot.sources.ooni import OoniSource, SourceError
+from bot.sources.base import Source, SourceError
+from bot.sources.ooni import OoniSource
 from bot.notifier import event_text
 
 log = logging.getLogger(__name__)
@@ -124,17 +125,26 @@ async def backtest_command(settings: Settings, args: argparse.Namespace, out: Te
     except BadArguments as error:
         print(f"blockwatch backtest: {error}", file=sys.stderr)
         return 2
+    source = OoniSource(settings.ooni_api_url)
     try:
-        async with OoniSource(settings.ooni_api_url) as source:
-            observations = await source.history(country.code, platforms, since, until)
-            requests = source.requests_made
+        events = await backtest(source, country.code, platforms, since, until, step)
     except SourceError as error:
         print(f"blockwatch backtest: could not fetch the history from OONI ({settings.ooni_api_url}): {error}", file=sys.stderr)
         return 1
-    events = replay(observations, country.code, platforms, _midnight(since), _midnight(until), step)
+    finally:
+        await source.close()
     print_events(events, args.json, out)
-    log.info(
-        "backtest %s %s %s → %s (until exclusive), step %s: %d observations from %d requests, %d events",
-        country.code, ",".join(platforms), since, until, step, len(observations), requests, len(events),
-    )
     return 0
+
+
+async def backtest(
+    source: Source[Observation], country: str, platforms: list[str], since: date, until: date, step: timedelta
+) -> list[Event]:
+    """The events `source`'s history of [since, until) raises, replayed on a clock stepping by `step`."""
+    observations = await source.history(country, platforms, since, until)
+    events = replay(observations, country, platforms, _midnight(since), _midnight(until), step)
+    log.info(
+        "backtest %s %s %s → %s (until exclusive), step %s: %d records from %d requests to %s, %d events",
+        country, ",".join(platforms), since, until, step, len(observations), source.requests_made, source.name, len(events),
+    )
+    return events

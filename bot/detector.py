@@ -39,7 +39,6 @@ OK = "ok"
 BLOCKED = "blocked"
 UNKNOWN = "unknown"
 
-EXPLORER_MEASUREMENT = "https://explorer.ooni.org/m/"
 STATE_VERSION = 2  # 2: sightings of filling buckets, pruned block tallies, the period's cleared networks
 # How long after its end a source may still re-send a bucket: the live poll re-sends yesterday's day
 # (final counts) once, after midnight, and again after a restart — so a day, with a day's margin.
@@ -245,7 +244,7 @@ class NetworkState:
     status: str = UNKNOWN  # "ok" | "blocked" | "unknown"
     since: datetime | None = None  # blocked: start of the first anomalous bucket; else when the status began
     buckets: dict[datetime, Bucket] = field(default_factory=dict)  # by start, ascending, pruned
-    evidence: tuple[str, ...] = ()  # measurement uids of the current (or last) block, newest first
+    evidence: tuple[str, ...] = ()  # evidence links of the current (or last) block, newest first
     method: str | None = None
     methods: dict[str, int] = field(default_factory=dict)  # anomalies per method behind `method`
     anomalies: int = 0  # blocked: over the block (since → last anomalous data); else over the window judged
@@ -423,7 +422,7 @@ class Event:
     measurements: int = 0  # valid measurements over the same networks and stretches
     confirmed: bool = False  # OONI confirmed it (block page), rather than "signs of blocking"
     intermittent: bool = False
-    evidence: tuple[str, ...] = ()  # measurement uids, a few per network
+    evidence: tuple[str, ...] = ()  # the source's evidence links, a few per network
     duration: timedelta | None = None  # unblocked: from `since` to the end of the last anomalous data
     ended: datetime | None = None  # unblocked: end of the last anomalous data
 
@@ -436,7 +435,7 @@ class Event:
             "kind": self.kind,
             "asns": list(self.asns),
             "method": self.method,
-            "evidence": [EXPLORER_MEASUREMENT + uid for uid in self.evidence],
+            "evidence": list(self.evidence),
             "added": list(self.added),
             "cleared": list(self.cleared),
             "since": _iso(self.since),
@@ -466,7 +465,7 @@ class Event:
             measurements=int(d.get("measurements", 0)),
             confirmed=bool(d.get("confirmed", False)),
             intermittent=bool(d.get("intermittent", False)),
-            evidence=tuple(u.removeprefix(EXPLORER_MEASUREMENT) for u in d.get("evidence", ())),
+            evidence=tuple(d.get("evidence", ())),
             duration=None if duration is None else timedelta(seconds=duration),
             ended=_parse(d.get("ended")),
         )

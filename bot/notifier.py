@@ -17,7 +17,7 @@ from typing import Any
 from bot import catalog
 from bot.detector import Event
 from bot.render import DEFAULT_LANGUAGE, TELEGRAM_LIMIT, normalise_language, render, telegram_length, to_terminal
-from bot.status import chart_link, measurement_link
+from bot.sources.links import chart_link
 from storage import events as event_store
 from storage import outbox
 from storage.db import transaction
@@ -49,7 +49,7 @@ def alert_values(event: Event) -> dict[str, Any]:
         "measurements": event.measurements,
         "confirmed": event.confirmed,
         "intermittent": event.intermittent,
-        "evidence": [measurement_link(uid) for uid in event.evidence],
+        "evidence": list(event.evidence),
         "chart": chart_link(event.country, event.platform, event.since, last),
     }
 

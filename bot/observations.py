@@ -36,7 +36,7 @@ class Observation:
     confirmed: int = 0
     failures: int = 0
     method: str | None = None  # one of METHODS where the data shows it
-    evidence: tuple[str, ...] = field(default=())  # OONI measurement_uids of anomalous measurements
+    evidence: tuple[str, ...] = field(default=())  # links to the evidence (the source builds them: OONI Explorer pages of anomalous measurements)
 
     @property
     def valid(self) -> int:

@@ -35,7 +35,8 @@ from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
 from bot.notifier import event_text, queue_event
 from bot.observations import Observation
 from bot.services import Services
-from bot.sources.ooni import OoniSource, SourceError
+from bot.sources.base import Source, SourceError
+from bot.sources.ooni import OoniSource
 from storage.db import Store, transaction
 from storage.states import load_state, save_state
 from storage.subscriptions import watched_pairs
@@ -131,7 +132,7 @@ class Poller:
     def __init__(
         self,
         services: Services,
-        source: OoniSource | None = None,
+        source: Source[Observation] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         thresholds: Thresholds = DEFAULT,
     ):

@@ -104,7 +104,7 @@ async def test_watchers_get_the_block_and_its_end_in_their_language_and_nobody_e
             f"{len(blocked.asns)} network{'s' if len(blocked.asns) > 1 else ''}") in text
     assert "not proof" in text  # TLS interference is never confirmed by a block page
     urls = links(first)
-    assert f"https://explorer.ooni.org/m/{blocked.evidence[0]}" in urls
+    assert blocked.evidence[0].startswith("https://explorer.ooni.org/m/") and blocked.evidence[0] in urls
     [chart] = [u for u in urls if "/chart/mat?" in u]
     assert "probe_cc=AZ" in chart and "test_name=web_connectivity" in chart and "www.tiktok.com" in chart
     assert "since=2022-09-11" in chart and "axis_y=probe_asn" in chart
@@ -136,7 +136,7 @@ async def test_outside_values_are_escaped_and_long_lists_cut_within_telegrams_li
     from bot.detector import Event
     from storage import subscriptions
 
-    hostile = ('x"><b>uid', "</a><i>&amp;", *(f"uid{i}" for i in range(500)))
+    hostile = tuple(f"https://explorer.ooni.org/m/{uid}" for uid in ('x"><b>uid', "</a><i>&amp;", *(f"uid{i}" for i in range(500))))
     many = tuple(range(1, 2001))
     event = Event("changed", "AZ", "tiktok", BLOCK_START, many, added=many[:1000], cleared=(99999,),
                   method="<script>", since=BLOCK_START, anomalies=10**6, measurements=2 * 10**6, evidence=hostile)
@@ -153,5 +153,5 @@ async def test_outside_values_are_escaped_and_long_lists_cut_within_telegrams_li
     english = messages[0].result["text"]
     assert "and 1,992 more" in english and "and 992 more" in english  # 8 of 2,000 networks, 8 of 1,000 added
     assert "1,000,000 of 2,000,000 measurements anomalous on 2,000 networks" in english
-    assert f"https://explorer.ooni.org/m/{hostile[0]}" in links(messages[0])  # the uid stays whole, as data
+    assert hostile[0] in links(messages[0])  # the link stays whole, as data
     assert "и ещё 1\xa0992" in messages[1].result["text"]

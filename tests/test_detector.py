@@ -594,7 +594,7 @@ def test_stricter_thresholds_are_honoured():
 
 def test_event_json_is_the_contract_line_then_extras():
     state, events = detect(None, [obs(AZERCELL, datetime(2022, 9, 14, 11, tzinfo=UTC), 12, 10, method="tls",
-                                      uids=("20220914T1100_a", "b", "c"))],
+                                      uids=("https://explorer.ooni.org/m/20220914T1100_a", "https://explorer.ooni.org/m/b", "https://explorer.ooni.org/m/c"))],
                            datetime(2022, 9, 14, 12, 0, 0, 123456, tzinfo=UTC))
     line = events[0].to_json()
     assert list(line)[:7] == ["time", "country", "platform", "kind", "asns", "method", "evidence"]
@@ -607,7 +607,7 @@ def test_event_json_is_the_contract_line_then_extras():
     assert line["duration_seconds"] is None
     assert json.loads(json.dumps(line)) == line
     back = Event.from_json({"id": 7, **line})
-    assert back.evidence == ("20220914T1100_a", "b", "c")
+    assert back.evidence == ("https://explorer.ooni.org/m/20220914T1100_a", "https://explorer.ooni.org/m/b", "https://explorer.ooni.org/m/c")
     assert back.asns == (29049,) and back.since == events[0].since
 
 

@@ -48,8 +48,9 @@ def as_of(rows, now: datetime):
     return [r for r in rows if r["measurement_start_time"] < cutoff]
 
 
-def rows_by_uid(rows):
-    return {row["measurement_uid"]: row for row in rows}
+def rows_by_link(rows):
+    """Each row under its OONI Explorer page: the evidence the source hands the detector."""
+    return {f"https://explorer.ooni.org/m/{row['measurement_uid']}": row for row in rows}
 
 
 async def get_json(url: str, **params):
@@ -166,7 +167,7 @@ async def test_fake_aggregation_agrees_with_its_measurement_listing(episode):
 
 
 async def test_az_tiktok_episode_gives_tls_blocking_on_three_networks_with_evidence(episode):
-    by_uid = rows_by_uid(episode)
+    by_link = rows_by_link(episode)
     async with FakeOoni(as_of(episode, IN_BLOCK)) as fake, OoniSource(fake.url, sleep=Sleeps()) as source:
         observations = await source.observe("az", ["tiktok"], IN_BLOCK)
     by_asn = {o.asn: o for o in observations}
@@ -180,8 +181,8 @@ async def test_az_tiktok_episode_gives_tls_blocking_on_three_networks_with_evide
         assert o.blocked_signs >= 0.8 * o.valid, o
         assert o.method == "tls"
         assert 1 <= len(o.evidence) <= 5
-        for uid in o.evidence:
-            row = by_uid[uid]
+        for link in o.evidence:
+            row = by_link[link]
             assert (row["probe_asn"], row["anomaly"]) == (asn, "t")
             assert row["measurement_start_time"].startswith("2022-09-15")
     for asn in AZ_OK_ASNS:
@@ -506,7 +507,7 @@ async def test_a_five_failure_outage_gives_one_warning(episode, caplog):
 
 
 async def test_history_chunks_into_hourly_requests_of_at_most_seven_days(episode):
-    by_uid = rows_by_uid(episode)
+    by_link = rows_by_link(episode)
     since, until = date(2022, 9, 12), date(2022, 9, 22)
     async with FakeOoni(episode) as fake, OoniSource(fake.url) as source:
         observations = await source.history("AZ", ["tiktok"], since, until)
@@ -525,9 +526,9 @@ async def test_history_chunks_into_hourly_requests_of_at_most_seven_days(episode
             assert o.method == "tls" and o.evidence
         else:
             assert o.evidence == ()
-        for uid in o.evidence:  # only its own hour's measurements
-            started = datetime.fromisoformat(by_uid[uid]["measurement_start_time"]).replace(tzinfo=UTC)
-            assert o.start <= started < o.end and by_uid[uid]["probe_asn"] == o.asn
+        for link in o.evidence:  # only its own hour's measurements
+            started = datetime.fromisoformat(by_link[link]["measurement_start_time"]).replace(tzinfo=UTC)
+            assert o.start <= started < o.end and by_link[link]["probe_asn"] == o.asn
     assert not any(o.blocked_signs for o in observations if o.start >= datetime(2022, 9, 16, 12, tzinfo=UTC))
 
 

@@ -381,7 +381,7 @@ async def test_the_loop_logs_a_failing_cycle_once_goes_on_and_stops_cleanly(tmp_
                         break
                     await asyncio.sleep(0.02)
                 assert kinds == ["blocked"] and poller.last.errors == 0
-                session = poller.source._session
+                session = poller.source.client.session
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task

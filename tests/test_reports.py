@@ -320,7 +320,7 @@ async def test_distinct_people_make_a_signal_that_reaches_the_admin_with_no_evid
 
 async def test_the_signal_carries_the_detectors_evidence_for_the_pair(crowd_bot, telegram):
     since = datetime.now(timezone.utc) - timedelta(hours=3)
-    network = NetworkState(asn=DELTA, status=BLOCKED, since=since, evidence=("20220914T1200Z_webconnectivity_AZ_29049_n1_abc",),
+    network = NetworkState(asn=DELTA, status=BLOCKED, since=since, evidence=("https://explorer.ooni.org/m/20220914T1200Z_webconnectivity_AZ_29049_n1_abc",),
                            method="tls", anomalies=40, measurements=52)
     state = BlockState("AZ", "tiktok", networks={DELTA: network}, blocked_since=since, last_data=datetime.now(timezone.utc))
     crowd_bot.store.run_sync(states.save_state, state)

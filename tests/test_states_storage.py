@@ -25,7 +25,7 @@ def db(tmp_path):
 
 
 def block(country="AZ", platform="tiktok", asn=29049, now=T0 + HOUR):
-    o = Observation(country, platform, asn, now - HOUR, now, 12, 10, method="tls", evidence=("u1", "u2", "u3", "u4"))
+    o = Observation(country, platform, asn, now - HOUR, now, 12, 10, method="tls", evidence=tuple(f"https://explorer.ooni.org/m/u{i}" for i in (1, 2, 3, 4)))
     return detect(None, [o], now)
 
 

@@ -1,0 +1,12 @@
+"""The page that shows a country's platform over a stretch of time, from the source that measures it:
+OONI Explorer's MAT chart for the blocking platforms. Alerts and status replies take it from here."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from bot.sources.ooni import explorer
+
+
+def chart_link(country: str, platform: str, since: datetime | date | None, until: datetime | date) -> str:
+    return explorer.chart_link(country, platform, since, until)
