@@ -4,6 +4,7 @@ on the first poll that shows them, spread and end with hysteresis, and survive a
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -98,10 +99,11 @@ def test_a_day_with_two_measurements_raises_nothing_even_both_anomalous():
     assert events == []
     assert state.networks[AZERCELL].status == "unknown"  # too little data to say either way
     # the same day re-sent while it fills replaces the old counts, it does not add to them
+    # (were they added, the fourth sending would make 8 of 8 anomalous: a block)
     for _ in range(3):
         state, events = detect(state, [day], T0 + 21 * HOUR)
         assert events == []
-    assert state.networks[AZERCELL].buckets[T0].valid == 2
+    assert state.networks[AZERCELL].status == "unknown"
 
 
 def test_a_run_of_one_off_anomalies_across_networks_raises_nothing():
@@ -113,14 +115,18 @@ def test_a_run_of_one_off_anomalies_across_networks_raises_nothing():
     assert all(net.status == "ok" for net in state.networks.values())
 
 
-def fastpath_observations(start: datetime, end: datetime, spread_hours: int | None = None):
-    """The real 2024-01-01 rows as Observations per country/ASN/test/domain (as the aggregation counts).
+def fastpath_rows():
+    return [json.loads(line) for line in FASTPATH.read_text().splitlines()]
+
+
+def fastpath_observations(start: datetime, end: datetime, spread_hours: int | None = None, rows=None):
+    """The real 2024-01-01 rows (or `rows` of them) as Observations per country/ASN/test/domain (as the
+    aggregation counts).
 
     With `spread_hours`, row i goes to hour i % spread_hours after `start` (each group's one-offs
     then land in different buckets over the period)."""
     groups = defaultdict(lambda: [0, 0, 0, 0, [], defaultdict(int)])
-    for i, line in enumerate(FASTPATH.read_text().splitlines()):
-        row = json.loads(line)
+    for i, row in enumerate(fastpath_rows() if rows is None else rows):
         bucket = start if spread_hours is None else start + (i % spread_hours) * HOUR
         platform = f"{row['test_name']}:{row['domain'] or ''}"
         g = groups[(row["probe_cc"], platform, int(row["probe_asn"]), bucket)]
@@ -165,6 +171,37 @@ def test_the_real_2024_01_01_background_raises_nothing(grain):
         # and the next polls, the same bucket re-sent, still nothing
         state, events = detect(state, observations, start + grain + HOUR)
         assert events == [], (cc, platform)
+
+
+def background_rate(rows) -> float:
+    """The anomaly rate of a network that is not blocked, as Thresholds.background is fitted."""
+    valid = [r for r in rows if r["msm_failure"] == "f"]
+    return sum(r["anomaly"] == "t" or r["confirmed"] == "t" for r in valid) / len(valid)
+
+
+@pytest.mark.parametrize("fit_on", [0, 1])
+def test_the_background_rate_fitted_on_one_half_of_the_rows_raises_nothing_on_the_other(fit_on):
+    """Two-fold hold-out: the rate is fitted on alternate rows (even or odd lines), the detector with
+    that rate (rounded up to a percent) and the default rate must stay quiet on the other half, which it
+    never saw. Rates: even lines 51/438 = 11.6 %, odd lines 41/447 = 9.2 %, all 92/885 = 10.4 %."""
+    rows = fastpath_rows()
+    fitted_rows, held_out = rows[fit_on::2], rows[1 - fit_on :: 2]
+    rate = background_rate(fitted_rows)
+    assert round(rate, 3) == (0.116, 0.092)[fit_on]
+    # the default sits between the two halves' fits: neither half alone would move it far
+    assert 0.092 <= DEFAULT.background <= 0.116
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for th in (Thresholds(background=math.ceil(rate * 100) / 100), DEFAULT):
+        for grain, spread in ((HOUR, None), (DAY, None), (48 * HOUR, 48)):
+            by_pair = fastpath_observations(start, start + grain, spread, rows=held_out)
+            assert sum(o.blocked_signs for group in by_pair.values() for o in group) == (41, 51)[fit_on]
+            for (cc, platform), observations in by_pair.items():
+                state = None
+                for k in range(1, 49 if spread else 2):
+                    now = start + (k * HOUR if spread else grain)
+                    mine = [o for o in observations if o.start == now - HOUR] if spread else observations
+                    state, events = detect(state, mine, now, th, country=cc, platform=platform)
+                    assert events == [], (fit_on, th.background, cc, platform, now)
 
 
 def test_the_real_background_spread_over_two_days_raises_nothing():
@@ -263,11 +300,6 @@ def poll_every_quarter(runs, first: datetime, last: datetime, state=None, restar
     return state, events
 
 
-def day_totals(state, asn, day):
-    pieces = [b for b in state.networks[asn].buckets.values() if day <= b.start < day + DAY]
-    return sum(b.valid for b in pieces), sum(b.signs for b in pieces)
-
-
 def test_a_block_inside_a_day_still_filling_is_raised_from_its_increments_not_diluted_by_the_morning():
     # a run of 2 every 30 min all day; from 06:00 both measurements anomalous. Re-sent whole every 15 min,
     # the day reads 6 anomalies of 30 at 07:15; its increments since 06:00 read 6 of 6.
@@ -281,20 +313,18 @@ def test_a_block_inside_a_day_still_filling_is_raised_from_its_increments_not_di
     assert blocked.since == D1 + 6 * HOUR  # the first anomalous increment, not midnight
     assert (blocked.anomalies, blocked.measurements) == (6, 6)
     assert blocked.asns == (AZERCELL,) and blocked.method == "tls" and blocked.evidence
-    # the pieces add up to the day's counts: nothing counted twice, nothing lost
-    valid, signs = day_totals(state, AZERCELL, D1)
-    assert (valid, signs) == (2 * 24, 2 * 12)  # 24 runs by 12:00, the last 12 anomalous
+    # by 12:00 the block's numbers are its 12 runs from 06:00 (2 each), every piece once, not the morning
+    assert state.blocked_asns == (AZERCELL,) and (state.anomalies, state.measurements) == (2 * 12, 2 * 12)
 
 
 def test_evidence_and_method_of_a_re_sent_day_go_to_its_increment():
     runs = runs_of(AZERCELL, D1, D1 + DAY, blocked_from=D1 + 6 * HOUR)
-    state, _ = poll_every_quarter(runs, D1 + QUARTER, D1 + 8 * HOUR)
-    pieces = list(state.networks[AZERCELL].buckets.values())
-    assert all(b.start >= D1 and b.end <= D1 + 8 * HOUR for b in pieces)
-    assert [b for b in pieces if b.end <= D1 + 6 * HOUR and (b.signs or b.evidence)] == []
-    anomalous = [b for b in pieces if b.signs]
-    assert anomalous[0].start == D1 + 6 * HOUR and anomalous[0].end == D1 + 6 * HOUR + QUARTER
-    assert all(b.method == "tls" and b.evidence for b in anomalous)
+    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + 8 * HOUR)
+    [(_, blocked)] = events
+    # the anomalies, their method and uids belong to the increments from 06:00, not to the OK morning
+    assert blocked.since == D1 + 6 * HOUR and blocked.method == "tls"
+    assert blocked.evidence == (f"{D1:%m%d}_{AZERCELL}_0", f"{D1:%m%d}_{AZERCELL}_1", f"{D1:%m%d}_{AZERCELL}_2")
+    assert (state.anomalies, state.measurements) == (2 * 4, 2 * 4)  # runs 06:00..07:30, none of the morning's
 
 
 def test_increments_survive_a_restart_at_every_poll():
@@ -303,37 +333,42 @@ def test_increments_survive_a_restart_at_every_poll():
     restarted, restarted_events = poll_every_quarter(runs, D1 - 2 * HOUR, D1 + 10 * HOUR, restart=True)
     assert restarted_events == kept_events and [e.kind for _, e in kept_events] == ["blocked"]
     assert restarted.to_dict() == kept.to_dict()
-    assert day_totals(restarted, AZERCELL, D1) == (2 * 20, 2 * 8)  # runs 00:00..09:30, 8 of them from 06:00
+    assert (restarted.anomalies, restarted.measurements) == (2 * 8, 2 * 8)  # runs 06:00..09:30, each once
 
 
 def test_yesterdays_final_counts_re_sent_after_midnight_are_not_counted_twice():
-    # polls up to 23:45 saw the day filling (72 runs, every 20 min); a run at 23:50 is in the final counts
-    runs = runs_of(DELTA, D1, D1 + DAY, every=timedelta(minutes=20)) + [(D1 + DAY - timedelta(minutes=10), DELTA, 3, 0)]
-    state, _ = poll_every_quarter(runs, D1 + QUARTER, D1 + DAY - QUARTER)
-    assert day_totals(state, DELTA, D1) == (2 * 72, 0)
-    state, _ = poll_every_quarter(runs, D1 + DAY, D1 + DAY + QUARTER, state)  # yesterday's final, re-sent
-    assert day_totals(state, DELTA, D1) == (2 * 72 + 3, 0)
-    last = max(state.networks[DELTA].buckets.values())
-    assert (last.start, last.end, last.valid) == (D1 + DAY - QUARTER, D1 + DAY, 3)  # the increment's own piece
-    # a new process's source sends yesterday again, later that day: the same counts add nothing
-    state, events = detect(state, filling_days(runs, D1 + DAY + 10 * HOUR, days=(-1,)), D1 + DAY + 10 * HOUR)
-    assert events == [] and day_totals(state, DELTA, D1) == (2 * 72 + 3, 0)
+    # polls up to 23:45 saw the day filling (72 OK runs, every 20 min); a run at 23:50, 3 of 3 anomalous,
+    # is only in the final counts sent after midnight: a piece of its own [23:45, 24:00), counted once
+    late = D1 + DAY - timedelta(minutes=10)
+    runs = runs_of(DELTA, D1, D1 + DAY, every=timedelta(minutes=20)) + [(late, DELTA, 3, 3)]
+    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + DAY)  # the last poll: yesterday's final
+    assert events == []  # 3 of 3 alone is too little data
+    # a new process's source sends yesterday again, twice: counted twice it would be 6 of 6, a block
+    for hour in (10, 11):
+        state, events = detect(state, filling_days(runs, D1 + DAY + hour * HOUR, days=(-1,)), D1 + DAY + hour * HOUR)
+        assert events == []
+    # a new run, 3 of 3 anomalous, lands next to the late piece: together 6 of 6, since 23:45
+    runs.append((D1 + DAY + 11 * HOUR, DELTA, 3, 3))
+    now = D1 + DAY + 11 * HOUR + 2 * QUARTER
+    state, events = detect(state, filling_days(runs, now), now)
+    [blocked] = events
+    assert blocked.kind == "blocked" and blocked.since == D1 + DAY - QUARTER
+    assert (blocked.anomalies, blocked.measurements) == (6, 6)
 
 
 def test_counts_that_shrink_replace_the_days_pieces_by_the_new_whole():
     runs = runs_of(DELTA, D1, D1 + DAY)
-    state, _ = poll_every_quarter(runs, D1 + QUARTER, D1 + 4 * HOUR)
-    assert len(state.networks[DELTA].buckets) > 1 and day_totals(state, DELTA, D1) == (16, 0)
-    # OONI revised the day: 10 measurements where we had 16
-    state, _ = detect(state, [obs(DELTA, D1, 10, 1, hours=24)], D1 + 4 * HOUR + QUARTER)
-    assert [(b.start, b.end, b.valid, b.signs) for b in state.networks[DELTA].buckets.values()] == [
-        (D1, D1 + 4 * HOUR + QUARTER, 10, 1)
-    ]
-    # and growth from the revised counts is an increment again
-    state, _ = detect(state, [obs(DELTA, D1, 13, 1, hours=24)], D1 + 4 * HOUR + 2 * QUARTER)
-    assert [(b.start, b.valid) for b in state.networks[DELTA].buckets.values()] == [
-        (D1, 10), (D1 + 4 * HOUR + QUARTER, 3)
-    ]
+    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + 4 * HOUR)
+    assert events == []
+    # OONI revised the day: 10 measurements, 1 anomalous, where we had 16 OK. Taken for growth it would be
+    # refused (fewer), taken as a piece it would add; it replaces the day's pieces
+    revised_at = D1 + 4 * HOUR + QUARTER
+    state, events = detect(state, [obs(DELTA, D1, 10, 1, hours=24)], revised_at)
+    assert events == []
+    # and growth from the revised counts is an increment again: 6 more, all anomalous, since the revision
+    state, events = detect(state, [obs(DELTA, D1, 16, 7, hours=24, method="tls")], revised_at + QUARTER)
+    [blocked] = events
+    assert blocked.since == revised_at and (blocked.anomalies, blocked.measurements) == (6, 6)
 
 
 def test_spreading_to_a_second_network_is_a_change_and_the_end_an_unblock_with_its_duration():
@@ -553,23 +588,33 @@ def test_observations_of_another_pair_are_refused():
 
 
 def test_buckets_not_yet_begun_are_ignored_and_old_ones_pruned():
-    state, _ = detect(None, [obs(AZERCELL, h(5), 10, 10)], h(1))
-    assert state.networks == {}
-    state, _ = replay({AZERCELL: quiet}, 0, 24 * 5, state)
-    starts = list(state.networks[AZERCELL].buckets)
-    assert starts == sorted(starts)
-    assert starts[0] > h(24 * 5) - DEFAULT.window - HOUR
+    early = obs(AZERCELL, h(5), 10, 10, method="tls")
+    state, events = detect(None, [early], h(1))
+    assert events == [] and state.networks == {}
+    # it was not taken early: when its hour has passed it is new data, and a block
+    state, events = detect(state, [early], h(6))
+    assert [e.kind for e in events] == ["blocked"] and events[0].since == h(5)
+    # anomalies a window apart never add up: 3 of 3 now and 3 of 3 a day and an hour later stay apart
+    state, events = detect(None, [obs(DELTA, h(0), 3, 3)], h(1))
+    state, events = detect(state, [obs(DELTA, h(1) + DEFAULT.window, 3, 3)], h(2) + DEFAULT.window)
+    assert events == [] and state.blocked_asns == ()
+    # while 3 of 3 an hour apart do
+    state, events = detect(state, [obs(DELTA, h(2) + DEFAULT.window, 3, 3)], h(3) + DEFAULT.window)
+    assert [e.kind for e in events] == ["blocked"]
 
 
 def test_a_new_bucket_size_replaces_the_overlapping_old_buckets():
-    hourly = [obs(AZERCELL, h(k), 3, 0) for k in range(10)]
-    state, _ = detect(None, hourly, h(10))
-    state, _ = detect(state, [obs(AZERCELL, T0, 30, 0, hours=24)], h(11))
-    # a day still filling, first seen at 11:00, holds the data up to then
-    assert [(b.start, b.end, b.valid) for b in state.networks[AZERCELL].buckets.values()] == [(T0, h(11), 30)]
-    # a late bucket fills in out of order and keeps the order sorted
-    state, _ = detect(state, [obs(AZERCELL, T0 - 2 * HOUR, 3, 0, hours=1)], h(12))
-    assert list(state.networks[AZERCELL].buckets) == [T0 - 2 * HOUR, T0]
+    # 3 hours of 3 measurements, 2 anomalous: 6 of 9 is below the bar (7 are needed)
+    hourly = [obs(AZERCELL, h(k), 3, 2, method="tls") for k in range(3)]
+    assert DEFAULT.needed(9) == 7
+    state, events = detect(None, hourly, h(3))
+    assert events == []
+    # the same data as one day bucket, still filling: it replaces the hours (added, 12 of 18 would block)
+    state, events = detect(state, [obs(AZERCELL, T0, 9, 6, hours=24, method="tls")], h(3) + QUARTER)
+    assert events == []
+    # a late hour before the day fills in beside it: 6 of 9 and 3 of 3 are 9 of 12 together, a block
+    state, events = detect(state, [obs(AZERCELL, T0 - HOUR, 3, 3, method="tls")], h(4))
+    assert [e.kind for e in events] == ["blocked"] and events[0].since == T0 - HOUR
 
 
 def test_networks_that_leave_the_window_are_forgotten_unless_blocked():
