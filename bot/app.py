@@ -27,7 +27,7 @@ from telegram.request import BaseRequest
 
 from bot import report_form, signals
 from bot.config import Settings
-from bot.handlers import admin, chat, fallback, membership, report, start, watch
+from bot.handlers import admin, chat, clock, fallback, membership, report, start, watch
 from bot.poller import Poller
 from bot.pseudonym import Pseudonyms
 from bot.render import DEFAULT_LANGUAGE, LANGUAGES, render_plain
@@ -93,6 +93,8 @@ def add_handlers(application: Application) -> None:
         ("status",): watch.status,
         ("language",): chat.language,
         ("forgetme",): chat.forget_me,
+        ("timezone",): clock.timezone_command,
+        ("quiet",): clock.quiet,
         ("report",): report.report,
         ("signals",): report.list_signals,
         ("confirm",): report.confirm,

@@ -64,16 +64,16 @@ def _named(asns: Iterable[int]) -> list[tuple[int, str | None]]:
     return named
 
 
-def render_alert(event: Event, lang: str = DEFAULT_LANGUAGE) -> str:
-    """The alert for an event in a language, in Telegram HTML, always within Telegram's 4096 characters."""
+def render_alert(event: Event, lang: str = DEFAULT_LANGUAGE, zone: str | None = None) -> str:
+    """The alert for an event in a language and a chat's time zone, in Telegram HTML, always within Telegram's 4096 characters."""
     values = alert_values(event)
-    return render_fitting(f"alert_{event.kind}", lang, **values)
+    return render_fitting(f"alert_{event.kind}", lang, zone=zone, **values)
 
 
-def render_fitting(template: str, lang: str, **values: Any) -> str:
+def render_fitting(template: str, lang: str, *, zone: str | None = None, **values: Any) -> str:
     """Render with the longest lists that fit Telegram's limit; lists are cut whole, never mid-tag."""
     for limit, evidence_limit in LIST_LIMITS:
-        text = render(template, lang, limit=limit, evidence_limit=evidence_limit, **values)
+        text = render(template, lang, zone=zone, limit=limit, evidence_limit=evidence_limit, **values)
         if telegram_length(text) <= TELEGRAM_LIMIT:
             return text
     raise ValueError(f"{template} does not fit in {TELEGRAM_LIMIT} characters even with the shortest lists")
@@ -82,19 +82,23 @@ def render_fitting(template: str, lang: str, **values: Any) -> str:
 def queue_event(db, event: Event) -> int:
     """Record the event and queue its alert for every active chat watching its country and platform.
 
-    One transaction: the event row, one rendered message per language the watchers read, one
-    delivery per watching, non-paused chat. Returns the number of deliveries queued.
+    One transaction: the event row, one rendered message per (language, time zone) the watchers
+    read, one delivery per watching, non-paused chat. Returns the number of deliveries queued.
     """
     with transaction(db):
         [event_id] = event_store.record_events(db, [event])
-        by_language: dict[str, list[str | None]] = {}
-        for stored in outbox.watcher_languages(db, event.country, event.platform):
-            by_language.setdefault(normalise_language(stored), []).append(stored)
+        groups: dict[tuple[str, str], tuple[set[str | None], set[str | None]]] = {}
+        for stored_language, zone in outbox.watcher_groups(db, event.country, event.platform):
+            # chats whose times read the same share one render: UTC written any way is UTC
+            key = (normalise_language(stored_language), zone or "")
+            languages, zones = groups.setdefault(key, (set(), set()))
+            languages.add(stored_language)
+            zones.add(zone)
         queued = 0
-        for lang, stored_values in sorted(by_language.items()):
-            text = render_alert(event, lang)
+        for (lang, zone), (stored_languages, stored_zones) in sorted(groups.items()):
+            text = render_alert(event, lang, zone or None)
             message_id = outbox.add_message(db, f"alert_{event.kind}", lang, text, ref=f"event:{event_id}")
-            queued += outbox.deliver_to_watchers(db, message_id, event.country, event.platform, stored_values)
+            queued += outbox.deliver_to_watchers(db, message_id, event.country, event.platform, stored_languages, stored_zones)
     return queued
 
 

@@ -29,6 +29,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
+from bot import chat_clock
+
 ROOT = Path(__file__).resolve().parent.parent
 if not (ROOT / "templates").is_dir():  # a non-editable install: pyproject's data-files put them here
     ROOT = Path(sys.prefix) / "share" / "blockwatch"
@@ -60,6 +62,8 @@ def translations(language: str) -> NullTranslations:
 
 # the language of the render in progress: macros imported without context see no `lang` variable
 _RENDERING = contextvars.ContextVar("rendering_language", default=DEFAULT_LANGUAGE)
+# the chat's time zone (a stored name, None = UTC) for the render in progress: the `time` and `day` filters read it
+_ZONE: contextvars.ContextVar[str | None] = contextvars.ContextVar("rendering_zone", default=None)
 
 
 def _language_of(context: jinja2.runtime.Context) -> str:
@@ -83,23 +87,24 @@ def _aware(value: datetime | str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def format_time(value: datetime | str | None, lang: str = DEFAULT_LANGUAGE) -> str:
-    """A moment in UTC as the language writes dates: "September 14, 2022, 06:00 UTC", "14 сентября 2022 г., 06:00 UTC"."""
+def format_time(value: datetime | str | None, lang: str = DEFAULT_LANGUAGE, zone_name: str | None = None) -> str:
+    """A moment on the chat's clock (UTC unless /timezone set one) as the language writes dates, with the
+    offset: "September 14, 2022, 06:00 UTC", "14 сентября 2022 г., 10:00 UTC+4"."""
     if value is None:
         return "?"
     locale = Locale.parse(normalise_language(lang))
-    moment = _aware(value).astimezone(timezone.utc)
+    moment = _aware(value).astimezone(chat_clock.zone(zone_name))
     date = babel.dates.format_date(moment, locale.datetime_skeletons["yMMMMd"].pattern, locale=locale)
     time = moment.strftime("%H:%M")
-    return locale.datetime_formats["medium"].format(time, date) + " UTC"
+    return locale.datetime_formats["medium"].format(time, date) + " " + chat_clock.offset_label(moment)
 
 
-def format_day(value: datetime | str | None, lang: str = DEFAULT_LANGUAGE) -> str:
-    """A date alone: "September 14, 2022"."""
+def format_day(value: datetime | str | None, lang: str = DEFAULT_LANGUAGE, zone_name: str | None = None) -> str:
+    """A date alone, on the chat's clock: "September 14, 2022"."""
     if value is None:
         return "?"
     locale = Locale.parse(normalise_language(lang))
-    moment = _aware(value).astimezone(timezone.utc)
+    moment = _aware(value).astimezone(chat_clock.zone(zone_name))
     return babel.dates.format_date(moment, locale.datetime_skeletons["yMMMMd"].pattern, locale=locale)
 
 
@@ -148,12 +153,12 @@ def telegram_length(text: str) -> int:
 # filters that write for the chat's language read it from the template's context
 @jinja2.pass_context
 def _time_filter(context, value):
-    return format_time(value, _language_of(context))
+    return format_time(value, _language_of(context), _ZONE.get())
 
 
 @jinja2.pass_context
 def _day_filter(context, value):
-    return format_day(value, _language_of(context))
+    return format_day(value, _language_of(context), _ZONE.get())
 
 
 @jinja2.pass_context
@@ -192,13 +197,16 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render(template: str, lang: str = DEFAULT_LANGUAGE, **values) -> str:
-    """Render templates/<template>.html in `lang`; surrounding blank lines trimmed."""
+def render(template: str, lang: str = DEFAULT_LANGUAGE, *, zone: str | None = None, **values) -> str:
+    """Render templates/<template>.html in `lang`, times on the clock of `zone` (UTC by default);
+    surrounding blank lines trimmed."""
     lang = normalise_language(lang)
     token = _RENDERING.set(lang)
+    zone_token = _ZONE.set(zone)
     try:
         text = environment().get_template(f"{template}.html").render(lang=lang, **values)
     finally:
+        _ZONE.reset(zone_token)
         _RENDERING.reset(token)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 

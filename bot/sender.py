@@ -37,7 +37,8 @@ from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from storage import outbox
+from bot import chat_clock
+from storage import chat_settings, outbox
 
 log = logging.getLogger(__name__)
 
@@ -226,23 +227,25 @@ class Sender:
 
     async def _start(self, group: list[outbox.Delivery]) -> int:
         marked = await self.store.run(outbox.mark_sending, [delivery.id for delivery in group])
+        silent = await self.store.run(_in_quiet_hours, [delivery.chat_id for delivery in group], datetime.fromtimestamp(self._clock(), timezone.utc))
         for delivery in group:
             if delivery.id not in marked:  # its chat was dropped meanwhile
                 self._release()
                 continue
-            task = asyncio.create_task(self._deliver(delivery))
+            task = asyncio.create_task(self._deliver(delivery, silent=delivery.chat_id in silent))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         return len(marked)
 
     # -- one delivery -----------------------------------------------------------------------------
 
-    async def _deliver(self, delivery: outbox.Delivery) -> None:
+    async def _deliver(self, delivery: outbox.Delivery, silent: bool = False) -> None:
         try:
             message = await self.bot.send_message(
                 delivery.chat_id,
                 delivery.text,
                 parse_mode=ParseMode.HTML,
+                disable_notification=silent,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
                 **self._timeouts(),
             )
@@ -361,6 +364,12 @@ class Sender:
             task.cancel()
         if pending:
             log.warning("%d sends were still unanswered at stop; they go again at the next start", len(pending))
+
+
+def _in_quiet_hours(db, chat_ids: list[int], now: datetime) -> set[int]:
+    """The chats whose quiet hours (/quiet, on their own clock) include `now`: their messages come silently."""
+    return {chat_id for chat_id, settings in chat_settings.zones_of(db, chat_ids).items()
+            if chat_clock.is_quiet(now, settings.zone, settings.quiet)}
 
 
 def _seconds(error: RetryAfter) -> float:

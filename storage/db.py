@@ -23,9 +23,9 @@ T = TypeVar("T")
 
 def migration_sets() -> list[sqlite_utils.Migrations]:
     """Every module's migrations, in the order they apply; a new storage module adds itself here."""
-    from storage import events, findings, outbox, reports, states, subscriptions
+    from storage import chat_settings, events, findings, outbox, reports, states, subscriptions
 
-    return [module.migrations for module in (subscriptions, states, events, outbox, reports, findings)]
+    return [module.migrations for module in (subscriptions, states, events, outbox, reports, findings, chat_settings)]
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:

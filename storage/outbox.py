@@ -82,38 +82,51 @@ def add_message(db: sqlite_utils.Database, kind: str, lang: str, text: str, ref:
     return cursor.lastrowid
 
 
-def watcher_languages(db: sqlite_utils.Database, country: str, platform: str) -> list[str | None]:
-    """The stored languages (as stored, None included) of the chats that would get an alert for the pair."""
+def watcher_groups(db: sqlite_utils.Database, country: str, platform: str) -> list[tuple[str | None, str | None]]:
+    """The (stored language, time zone) pairs of the chats that would get an alert for the pair: one render each."""
     return [
-        row[0]
+        (row[0], row[1])
         for row in db.execute(
-            "select distinct chats.language from watches join chats on chats.id = watches.chat_id "
+            "select distinct chats.language, s.zone from watches join chats on chats.id = watches.chat_id "
+            "left join chat_settings s on s.chat_id = chats.id "
             "where chats.paused = 0 and watches.country = ? and watches.platform = ?",
             [country, platform],
         ).fetchall()
     ]
 
 
+def _one_of(column: str, values: list) -> tuple[str, list]:
+    """SQL for `column` being one of `values` (None included, as IS NULL) and its parameters."""
+    named = [value for value in values if value is not None]
+    conditions = [f"{column} in ({', '.join('?' * len(named))})"] if named else []
+    if None in values:
+        conditions.append(f"{column} is null")
+    return "(" + (" or ".join(conditions) or "0") + ")", named
+
+
 def deliver_to_watchers(
-    db: sqlite_utils.Database, message_id: int, country: str, platform: str, languages: Iterable[str | None]
+    db: sqlite_utils.Database,
+    message_id: int,
+    country: str,
+    platform: str,
+    languages: Iterable[str | None],
+    zones: Iterable[str | None] | None = None,
 ) -> int:
     """One delivery of the message to every active chat watching the pair whose stored language is one of
-    `languages` (the same chats as subscriptions.watchers, chosen in SQL: 100,000 watchers stay on disk)."""
-    languages = list(languages)
-    named = [lang for lang in languages if lang is not None]
-    conditions = []
-    if named:
-        conditions.append(f"chats.language in ({', '.join('?' * len(named))})")
-    if None in languages:
-        conditions.append("chats.language is null")
-    if not conditions:
-        return 0
+    `languages` and, when given, whose time zone is one of `zones` (the same chats as subscriptions.watchers,
+    chosen in SQL: 100,000 watchers stay on disk)."""
+    by_language, language_params = _one_of("chats.language", list(languages))
+    where = f"chats.paused = 0 and watches.country = ? and watches.platform = ? and {by_language}"
+    params = [message_id, _now(), country, platform, *language_params]
+    if zones is not None:
+        by_zone, zone_params = _one_of("s.zone", list(zones))
+        where += f" and {by_zone}"
+        params += zone_params
     cursor = db.execute(
         "insert into deliveries (message_id, chat_id, created_at) "
         "select ?, chats.id, ? from watches join chats on chats.id = watches.chat_id "
-        f"where chats.paused = 0 and watches.country = ? and watches.platform = ? and ({' or '.join(conditions)}) "
-        "order by chats.id",
-        [message_id, _now(), country, platform, *named],
+        f"left join chat_settings s on s.chat_id = chats.id where {where} order by chats.id",
+        params,
     )
     return cursor.rowcount
 

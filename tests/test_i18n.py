@@ -87,6 +87,9 @@ SAMPLES = {
                   dict(removed=[], everything=True, country=None), dict(removed=[], everything=False, country=AZ)],
     "forgotten": [dict(chat_forgotten=True, watches=2, reports=1, group=False),
                   dict(chat_forgotten=False, watches=0, reports=0, group=True)],
+    "chat_clock": [dict(kind=kind, zone_name="Asia/Baku", now=T0, window=window, text="Mars")
+                   for kind in ("zone_set", "zone_now", "unknown_zone", "quiet_set", "quiet_now", "bad_window")
+                   for window in ("23:00-07:00", None)],
 }
 ERROR_KINDS = [
     dict(kind="no_country", all_allowed=True), dict(kind="no_country"),

@@ -9,7 +9,7 @@ from bot import signals
 from bot.handlers.common import chat_row, language_of, may_change_chat, reply, reply_error, services
 from bot.parsing import BadInput, parse_language
 from bot.render import LANGUAGES
-from storage import outbox, subscriptions
+from storage import chat_settings, outbox, subscriptions
 from storage.db import transaction
 
 
@@ -31,6 +31,7 @@ def _forget_chat(db, chat_id: int) -> int:
     """The chat's row, its watches and every message queued or sent to it, at once."""
     with transaction(db):
         outbox.forget_chat(db, chat_id)
+        chat_settings.forget(db, chat_id)
         return subscriptions.forget_chat(db, chat_id)
 
 

@@ -12,7 +12,7 @@ from telegram.ext import ContextTypes
 from bot.parsing import BadInput
 from bot.render import normalise_language, render
 from bot.services import Services
-from storage import subscriptions
+from storage import chat_settings, subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,17 @@ async def language_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str
     return normalise_language(user.language_code if user else None)
 
 
+async def zone_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+    """The chat's time zone (/timezone) as stored; None is UTC."""
+    chat = update.effective_chat
+    return (await services(context).store.run(chat_settings.get, chat.id)).zone if chat else None
+
+
 async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, template: str, lang: str | None = None, **values):
-    """Render templates/<template>.html in the chat's language and send it to the chat the update came from."""
+    """Render templates/<template>.html in the chat's language and time zone and send it to the chat the update came from."""
     if lang is None:
         lang = await language_of(update, context)
-    text = render(template, lang, **values)
+    text = render(template, lang, zone=await zone_of(update, context), **values)
     return await context.bot.send_message(
         update.effective_chat.id,
         text,

@@ -1,0 +1,93 @@
+"""A chat's own settings: its time zone, quiet hours and daily digest (the `chat_settings` table).
+
+One row per chat that changed something; a chat without one reads UTC, no quiet hours, no digest.
+Values are stored as typed after checking (bot/chat_clock.py): "Asia/Baku", "23:00-07:00", "09:00".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlite_utils
+
+migrations = sqlite_utils.Migrations("chat_settings")
+
+
+@migrations()
+def create_chat_settings(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "create table chat_settings ("
+        " chat_id integer primary key,"
+        " zone text,"  # IANA name or "UTC+04:00"; null = UTC
+        " quiet text,"  # "23:00-07:00" local; null = none
+        " digest_at text,"  # "09:00" local; null = no digest
+        " digest_day text)"  # the local day (YYYY-MM-DD) of the last digest queued
+    )
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    zone: str | None = None
+    quiet: str | None = None
+    digest_at: str | None = None
+    digest_day: str | None = None
+
+
+def get(db: sqlite_utils.Database, chat_id: int) -> ChatSettings:
+    row = db.execute("select zone, quiet, digest_at, digest_day from chat_settings where chat_id = ?", [chat_id]).fetchone()
+    return ChatSettings(*row) if row else ChatSettings()
+
+
+def _set(db: sqlite_utils.Database, chat_id: int, column: str, value: str | None) -> None:
+    db.execute(
+        f"insert into chat_settings (chat_id, {column}) values (?, ?) "
+        f"on conflict (chat_id) do update set {column} = excluded.{column}",
+        [chat_id, value],
+    )
+
+
+def set_zone(db: sqlite_utils.Database, chat_id: int, zone: str | None) -> None:
+    _set(db, chat_id, "zone", zone)
+
+
+def set_quiet(db: sqlite_utils.Database, chat_id: int, quiet: str | None) -> None:
+    _set(db, chat_id, "quiet", quiet)
+
+
+def set_digest(db: sqlite_utils.Database, chat_id: int, at: str | None) -> None:
+    _set(db, chat_id, "digest_at", at)
+
+
+def mark_digest(db: sqlite_utils.Database, chat_id: int, day: str) -> None:
+    """The digest of this local day is queued: never queue it again (inside the queueing transaction)."""
+    db.execute("update chat_settings set digest_day = ? where chat_id = ?", [day, chat_id])
+
+
+def zones_of(db: sqlite_utils.Database, chat_ids: Iterable[int]) -> dict[int, ChatSettings]:
+    """Settings of the given chats that have any (the sender's quiet hours, per-zone rendering)."""
+    found: dict[int, ChatSettings] = {}
+    chat_ids = list(chat_ids)
+    for start in range(0, len(chat_ids), 500):  # SQLite caps the number of ? in one statement
+        chunk = chat_ids[start : start + 500]
+        for row in db.execute(
+            f"select chat_id, zone, quiet, digest_at, digest_day from chat_settings where chat_id in ({', '.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall():
+            found[row[0]] = ChatSettings(*row[1:])
+    return found
+
+
+def with_digest(db: sqlite_utils.Database) -> list[tuple[int, ChatSettings]]:
+    """Chats (not paused) that asked for a daily digest."""
+    return [
+        (row[0], ChatSettings(*row[1:]))
+        for row in db.execute(
+            "select s.chat_id, s.zone, s.quiet, s.digest_at, s.digest_day from chat_settings s "
+            "join chats on chats.id = s.chat_id where s.digest_at is not null and chats.paused = 0 order by s.chat_id"
+        ).fetchall()
+    ]
+
+
+def forget(db: sqlite_utils.Database, chat_id: int) -> None:
+    db.execute("delete from chat_settings where chat_id = ?", [chat_id])
