@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sqlite3
 import sys
+from importlib import metadata
 
 from bot.config import ConfigError, Settings, load_settings, warn_about
 
@@ -36,63 +36,13 @@ def open_store(settings: Settings):
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from telegram import Update
-
-    from bot.app import build_application, build_services
+    from bot import runner
 
     settings.require_token()
     warn_about(settings, log)
     store = open_store(settings)  # a bad DATABASE_PATH is said before any waiting
-    if not asyncio.run(wait_for_bot_api(settings)):
-        asyncio.run(store.close())
-        return 0  # stopped while waiting
-    application = build_application(build_services(settings, store))
-    log.info("Blockwatch starting: Bot API %s, OONI %s, database %s", settings.telegram_api_url, settings.ooni_api_url, settings.database_path)
-    try:
-        application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False)
-    finally:
-        asyncio.run(store.close())
-    log.info("Blockwatch stopped")
+    asyncio.run(runner.run(settings, store))
     return 0
-
-
-async def wait_for_bot_api(settings: Settings, first_delay: float = 1.0, longest_delay: float = 60.0) -> bool:
-    """Before starting: the Bot API answers getMe with our token. Unreachable → retried with backoff,
-    logged once; a refused token → one clear line. False when SIGINT/SIGTERM came while waiting."""
-    from telegram import Bot
-    from telegram.error import InvalidToken, NetworkError
-
-    from bot.telegram_http import AiohttpRequest
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot", request=AiohttpRequest())
-    delay, warned = first_delay, False
-    try:
-        while not stop.is_set():
-            try:
-                await bot.initialize()
-                if warned:
-                    log.info("the Bot API at %s answers now", settings.telegram_api_url)
-                return True
-            except InvalidToken:
-                raise ConfigError(f"TELEGRAM_BOT_TOKEN was refused by the Bot API at {settings.telegram_api_url}: check it with @BotFather") from None
-            except NetworkError as error:  # TimedOut is one too
-                if not warned:
-                    log.warning("cannot reach the Bot API at %s (%s); retrying with backoff until it answers", settings.telegram_api_url, error.message)
-                    warned = True
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
-            delay = min(delay * 2, longest_delay)
-        return False
-    finally:
-        await bot.shutdown()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
 
 
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
@@ -130,10 +80,18 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(backtest.backtest_command(settings, args))
 
 
+def version() -> str:
+    try:
+        return metadata.version("blockwatch")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="blockwatch", description="A Telegram bot that watches internet censorship (OONI).")
+    top.add_argument("--version", action="version", version=f"blockwatch {version()}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="start the bot (long polling) and the poller")
+    commands.add_parser("run", help="start the bot (long polling, or webhook with WEBHOOK_URL), the poller and /healthz on LISTEN")
     console = commands.add_parser("console", help="chat with the bot in this terminal, without a token")
     console.add_argument("--user-id", type=int, default=10_000, help="the Telegram user id you pretend to be")
     console.add_argument("--language", default="en", help="your Telegram language (en, az, ru)")

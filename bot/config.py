@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
@@ -19,8 +20,22 @@ PUBLIC_OONI_API = "https://api.ooni.io"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
+# Telegram delivers webhooks only to these ports (a self-hosted Bot API server delivers anywhere)
+WEBHOOK_PORTS = (443, 80, 88, 8443)
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; str(error) is the one line to show."""
+
+
+class Address(NamedTuple):
+    """LISTEN: where `run` serves /healthz and the webhook."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,8 @@ class Settings:
     signal_window: float = 7200
     report_retention_days: int = 30
     log_level: str = "INFO"
+    webhook_url: str | None = None  # None: long polling
+    listen: Address = Address("127.0.0.1", 8080)
 
     def require_token(self) -> str:
         if not self.telegram_bot_token:
@@ -62,6 +79,25 @@ def _positive(name: str, value: str, kind: type = float) -> float | int:
     if number <= 0:
         raise ConfigError(f"{name} must be greater than 0, not {value!r}")
     return number
+
+
+def _listen(value: str) -> Address:
+    host, _, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]:8080
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"LISTEN must be host:port such as 127.0.0.1:8080 or 0.0.0.0:8080, not {value!r}")
+    return Address(host, int(port))
+
+
+def _webhook_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.fragment:
+        raise ConfigError(f"WEBHOOK_URL must be the bot's public https URL such as https://bot.example.org/telegram, not {value!r}")
+    try:
+        parsed.port
+    except ValueError:
+        raise ConfigError(f"WEBHOOK_URL has a bad port: {value!r}") from None
+    return value
 
 
 def _admin_ids(value: str) -> frozenset[int]:
@@ -123,6 +159,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         if v.upper() not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {v!r}")
         kwargs["log_level"] = v.upper()
+    if (v := get("WEBHOOK_URL")) is not None:
+        kwargs["webhook_url"] = _webhook_url(v)
+    if (v := get("LISTEN")) is not None:
+        kwargs["listen"] = _listen(v)
     return Settings(**kwargs)
 
 
@@ -134,3 +174,11 @@ def warn_about(settings: Settings, log: logging.Logger) -> None:
             "its quota is about 4000 units an hour per address",
             settings.poll_interval,
         )
+    if settings.webhook_url and settings.telegram_api_url == "https://api.telegram.org":
+        url = urlparse(settings.webhook_url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        if url.scheme != "https" or port not in WEBHOOK_PORTS:
+            log.warning(
+                "WEBHOOK_URL=%s: Telegram delivers webhooks only over https to ports %s",
+                settings.webhook_url, ", ".join(map(str, WEBHOOK_PORTS)),
+            )

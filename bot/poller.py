@@ -56,6 +56,11 @@ class PollResult:
     events: list[Event] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # the country codes behind `errors`
 
+    @property
+    def succeeded(self) -> bool:
+        """The source answered: nothing was watched, or at least one country got its data (/healthz)."""
+        return self.errors < self.countries or self.countries == 0
+
 
 class HeldStates:
     """The detector's states held in memory between cycles; the database keeps the truth (one cycle at a time).
@@ -143,6 +148,7 @@ class Poller:
         self.clock = clock
         self.thresholds = thresholds
         self.last: PollResult | None = None
+        self.last_success: datetime | None = None  # when the latest cycle that `succeeded` finished
         self.states = HeldStates()
         self._warned_idle = False
         self._logged_faults: set[str] = set()
@@ -196,6 +202,8 @@ class Poller:
             failed=failed,
         )
         self.last = result
+        if result.succeeded:
+            self.last_success = result.finished
         # debug only: an outage is logged once by the source, not once per cycle here
         log.debug(
             "poll: %d countries, %d requests, %d events, no data from %s",

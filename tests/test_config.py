@@ -18,6 +18,14 @@ def test_defaults_follow_the_contract():
     assert (settings.poll_interval, settings.send_rate) == (900, 30)
     assert (settings.signal_min_reporters, settings.signal_window, settings.report_retention_days) == (5, 7200, 30)
     assert settings.log_level == "INFO"
+    assert settings.webhook_url is None  # long polling
+    assert settings.listen == ("127.0.0.1", 8080) and str(settings.listen) == "127.0.0.1:8080"
+
+
+def test_listen_and_webhook_url_are_read():
+    settings = load_settings({"LISTEN": "[::1]:8443", "WEBHOOK_URL": "https://bot.example.org/hook"}, env_file=None)
+    assert settings.listen == ("::1", 8443) and str(settings.listen) == "[::1]:8443"
+    assert settings.webhook_url == "https://bot.example.org/hook"
 
 
 def test_env_file_is_read_and_real_environment_wins(tmp_path):
@@ -41,6 +49,12 @@ def test_env_file_is_read_and_real_environment_wins(tmp_path):
         ("TELEGRAM_API_URL", "telegram"),
         ("LOG_LEVEL", "LOUD"),
         ("TELEGRAM_BOT_TOKEN", "not a token"),
+        ("LISTEN", "8080"),
+        ("LISTEN", "0.0.0.0:http"),
+        ("LISTEN", "127.0.0.1:70000"),
+        ("WEBHOOK_URL", "bot.example.org/hook"),
+        ("WEBHOOK_URL", "ftp://bot.example.org/hook"),
+        ("WEBHOOK_URL", "https://bot.example.org:99999/hook"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):
@@ -80,6 +94,23 @@ def test_fast_polling_warns_only_against_the_public_ooni_api(caplog):
     caplog.clear()
     warn_about(load_settings({"POLL_INTERVAL": "1", "OONI_API_URL": "http://127.0.0.1:8765"}, env_file=None), log)
     warn_about(load_settings({"POLL_INTERVAL": "300"}, env_file=None), log)
+    assert caplog.records == []
+
+
+def test_a_webhook_telegram_cannot_reach_is_warned_about(caplog):
+    import logging
+
+    from bot.config import warn_about
+
+    log = logging.getLogger("test-config")
+    for url in ("http://bot.example.org/hook", "https://bot.example.org:8080/hook"):
+        caplog.clear()
+        warn_about(load_settings({"WEBHOOK_URL": url}, env_file=None), log)
+        assert [r.getMessage() for r in caplog.records] == [f"WEBHOOK_URL={url}: Telegram delivers webhooks only over https to ports 443, 80, 88, 8443"]
+    caplog.clear()
+    warn_about(load_settings({"WEBHOOK_URL": "https://bot.example.org:8443/hook"}, env_file=None), log)
+    # a self-hosted Bot API server delivers anywhere
+    warn_about(load_settings({"WEBHOOK_URL": "http://10.0.0.2:9000/", "TELEGRAM_API_URL": "http://127.0.0.1:8081"}, env_file=None), log)
     assert caplog.records == []
 
 

@@ -3,19 +3,29 @@
 import asyncio
 import os
 import signal
+import socket
 import sys
 
 from tests.fakes.telegram import FakeTelegram
 
 
-async def start_bot(fake: FakeTelegram, database, cwd):
+def free_port() -> int:
+    """A port nothing listens on now: LISTEN for a bot under test (five people share this machine's 8080)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def start_bot(fake: FakeTelegram, database, cwd, **settings: str):
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_", "WEBHOOK_", "LISTEN"))},
         "TELEGRAM_BOT_TOKEN": fake.token,
         "TELEGRAM_API_URL": fake.url,
         "OONI_API_URL": "http://127.0.0.1:9",  # nothing listens: polls fail quietly, never crash
         "DATABASE_PATH": str(database),
         "POLL_INTERVAL": "3600",
+        "LISTEN": f"127.0.0.1:{free_port()}",
+        **settings,
     }
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", cwd=cwd, env=env,

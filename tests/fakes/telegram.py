@@ -24,7 +24,9 @@ What it does, as Telegram does it:
 - remembers chats, members, the bot's messages (with edits and deletions) and its commands;
 - injects faults: a failing chat (403), the next n sends answered 429, a throughput limit,
   a migrated group, slow answers;
-- records every call as a `Call`, and lets a test await calls without sleeping.
+- records every call as a `Call`, and lets a test await calls without sleeping;
+- webhooks: remembers what setWebhook registered (`webhook`) and POSTs a pending update to that
+  URL with or without the secret token header (`post_webhook`); getUpdates answers 409 meanwhile.
 
 Deliberate choices: an unknown named HTML entity such as `&foo;` is rejected (real Telegram shows
 it literally; rejecting it catches text we forgot to escape — pass `strict_entities=False` for
@@ -46,6 +48,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 BOT_USERNAME = "blockwatch_test_bot"
@@ -503,6 +506,7 @@ class FakeTelegram:
         self._allowed_updates: set[str] | None = None
         self._poll_generation = 0
         self._webhook_url = ""
+        self._webhook: dict[str, Any] = {}  # what the last setWebhook asked for (url, secret_token, allowed_updates)
         self._update_pulse = _Pulse()
         # Faults
         self._failing: dict[int, tuple[int, str, frozenset[str], bool]] = {}
@@ -876,6 +880,41 @@ class FakeTelegram:
         self._messages[(chat_id, message_id)] = message
         return message
 
+    # -- webhook: Telegram POSTing updates to the URL a bot set -----------------------------
+
+    @property
+    def webhook(self) -> dict[str, Any]:
+        """What the last setWebhook registered (url, secret_token, allowed_updates); {} when none is set."""
+        return dict(self._webhook)
+
+    async def post_webhook(self, update: dict | None = None, *, secret_token: str | None | bool = True) -> int:
+        """POST an update to the registered webhook URL and return the HTTP status. Without `update`:
+        the oldest pending one the webhook wants, as Telegram does, which leaves the queue only when
+        answered 2xx; with `update`: that dict as given (a forged request), the queue untouched.
+        `secret_token`: True sends the registered one in X-Telegram-Bot-Api-Secret-Token, None no
+        header, a string that string."""
+        if not self._webhook:
+            raise AssertionError("no webhook is set")
+        queued = update is None
+        if queued:
+            allowed = self._webhook.get("allowed_updates")
+
+            def deliverable(pending: dict) -> bool:
+                kind = next(k for k in pending if k != "update_id")
+                return kind in allowed if allowed else kind not in OPT_IN_UPDATES
+
+            update = next((u for u in self._updates if deliverable(u)), None)
+            if update is None:
+                raise AssertionError("no pending update to deliver")
+        token = self._webhook.get("secret_token") if secret_token is True else secret_token
+        headers = {"X-Telegram-Bot-Api-Secret-Token": token} if token is not None else {}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self._webhook["url"], json=update, headers=headers) as response:
+                status = response.status
+        if queued and 200 <= status < 300:
+            self._updates.remove(update)
+        return status
+
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _file(self, request: web.Request) -> web.Response:
@@ -1015,12 +1054,18 @@ class FakeTelegram:
 
     @_api("setWebhook")
     def _set_webhook(self, params: dict) -> bool:
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise bad_request("Bad Request: secret token contains unallowed characters")
         self._webhook_url = str(params.get("url") or "")
+        self._webhook = {"url": self._webhook_url, "secret_token": secret,
+                         "allowed_updates": params.get("allowed_updates")} if self._webhook_url else {}
         return True
 
     @_api("deleteWebhook")
     def _delete_webhook(self, params: dict) -> bool:
         self._webhook_url = ""
+        self._webhook = {}
         if params.get("drop_pending_updates"):
             self._updates.clear()
         return True
