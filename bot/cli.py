@@ -1,4 +1,4 @@
-"""The command line: `blockwatch run | console | poll --once | backtest …` (also `python -m bot …`)."""
+"""The command line: `blockwatch run | console | poll --once | backup PATH | backtest …` (also `python -m bot …`)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,17 @@ def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(poller.poll_once_command(build_services(settings, open_store(settings), sending=False, polling=False)))
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.backup import backup
+
+    database, secret = backup(settings.database_path, Path(args.path))
+    print(f"backed up {settings.database_path} to {database}" + (f" and its secret to {secret}" if secret else
+          " (it has no .secret yet: no reporter pseudonyms to keep)"))
+    return 0
+
+
 def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     from bot import backtest
 
@@ -98,6 +109,8 @@ def parser() -> argparse.ArgumentParser:
     console.add_argument("--admin", action="store_true", help="be an admin for this session")
     poll = commands.add_parser("poll", help="one poll cycle over every watched country/platform; prints the events")
     poll.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
+    backup = commands.add_parser("backup", help="copy the database (online, while the bot runs) and its .secret")
+    backup.add_argument("path", metavar="PATH", help="a new file, or a folder that gets blockwatch-<time>.db; the secret goes to PATH.secret")
     backtest = commands.add_parser("backtest", help="replay OONI history through the detector and print the events")
     backtest.add_argument("--country", required=True, help="ISO code or name, e.g. AZ")
     backtest.add_argument("--platform", action="append", required=True, help="a platform; repeat for more")
@@ -108,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-COMMANDS = {"run": cmd_run, "console": cmd_console, "poll": cmd_poll, "backtest": cmd_backtest}
+COMMANDS = {"run": cmd_run, "console": cmd_console, "poll": cmd_poll, "backup": cmd_backup, "backtest": cmd_backtest}
 
 
 def main(argv: list[str] | None = None) -> int:
