@@ -25,7 +25,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import report_form, signals
+from bot import report_form, watch_form, signals
 from bot.config import Settings
 from bot.handlers import admin, chat, clock, fallback, membership, report, start, watch
 from bot.poller import Poller
@@ -106,6 +106,9 @@ def add_handlers(application: Application) -> None:
         application.add_handler(CommandHandler(list(names), callback, filters=new_messages))
     application.add_handler(CallbackQueryHandler(admin.broadcast_button, pattern=f"^{admin.CALLBACK_PREFIX}:"))
     application.add_handler(CallbackQueryHandler(report.report_button, pattern=f"^{report_form.CALLBACK_PREFIX}:"))
+    application.add_handler(CallbackQueryHandler(watch.watch_button, pattern=f"^{watch_form.CALLBACK_PREFIX}:"))
+    application.add_handler(CallbackQueryHandler(watch.unwatch_all_button, pattern=f"^{watch.UNWATCH_ALL_PREFIX}:"))
+    application.add_handler(CallbackQueryHandler(chat.forget_button, pattern=f"^{chat.FORGET_PREFIX}:"))
     application.add_handler(ChatMemberHandler(membership.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     # the catch-alls last: in one group only the first handler that matches runs
     application.add_handler(CallbackQueryHandler(fallback.unknown_button))

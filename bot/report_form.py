@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bot import catalog
+from bot import buttons, catalog
 from bot.parsing import BadInput, parse_country, split_args
 from bot.pseudonym import Pseudonyms
 
@@ -199,10 +199,8 @@ def decode(payload: str) -> ReportDraft | None:
 
 
 def button_data(pseudonyms: Pseudonyms, chat_id: int, user_id: int, payload: str, expires: int) -> str:
-    """A button's callback data: the payload, its expiry and a signature over both, the chat and the user."""
-    expiry = _base36(expires)
-    signature = pseudonyms.sign(f"{chat_id}:{user_id}:{payload}:{expiry}")
-    return f"{CALLBACK_PREFIX}:{payload}:{expiry}:{signature}"
+    """A button's callback data (bot/buttons.py): the payload, its expiry and a signature."""
+    return buttons.sign(pseudonyms, CALLBACK_PREFIX, chat_id, user_id, payload, expires)
 
 
 def signer(pseudonyms: Pseudonyms, chat_id: int, user_id: int, now: int) -> Callable[[str], str]:
@@ -213,32 +211,12 @@ def signer(pseudonyms: Pseudonyms, chat_id: int, user_id: int, now: int) -> Call
 
 def read_button(pseudonyms: Pseudonyms, chat_id: int, user_id: int, data: str, now: int) -> tuple[str, str | ReportDraft]:
     """What a pressed button means: ("ok", draft) | ("cancel", "") | ("expired", "") | ("invalid", reason)."""
-    head, _, rest = (data or "").partition(":")
-    parts = rest.rsplit(":", 2)
-    if head != CALLBACK_PREFIX or len(parts) != 3:
-        return "invalid", "malformed"
-    payload, expiry, signature = parts
-    if not pseudonyms.verify(f"{chat_id}:{user_id}:{payload}:{expiry}", signature):
-        return "invalid", "signature"  # forged, or another person's form
-    try:
-        expires = int(expiry, 36)
-    except ValueError:
-        return "invalid", "malformed"
-    if expires < now:
-        return "expired", ""
+    meaning, payload = buttons.read(pseudonyms, CALLBACK_PREFIX, chat_id, user_id, data, now)
+    if meaning != "ok":
+        return meaning, payload
     if payload == CANCEL:
         return "cancel", ""
     draft = decode(payload)
     if draft is None:
         return "invalid", "malformed"
     return "ok", draft
-
-
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        number, rest = divmod(number, 36)
-        out = digits[rest] + out
-        if not number:
-            return out

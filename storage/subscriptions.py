@@ -124,6 +124,13 @@ def watchers(db: sqlite_utils.Database, country: str, platform: str | None = Non
     return list(db.query(sql + " order by chats.id", params))
 
 
+def most_watched_countries(db: sqlite_utils.Database, limit: int) -> list[str]:
+    """Country codes by how many chats watch them, most first (the /watch form offers these first)."""
+    return [row[0] for row in db.execute(
+        "select country from watches group by country order by count(distinct chat_id) desc, country limit ?", [limit]
+    ).fetchall()]
+
+
 def watched_pairs(db: sqlite_utils.Database) -> dict[str, set[str]]:
     """What the poller must look at: country → platforms watched by at least one active chat."""
     pairs: dict[str, set[str]] = defaultdict(set)

@@ -33,6 +33,27 @@ class BotUnderTest:
         self.fake.send_text(chat_id, user_id if user_id is not None else chat_id, text, **kwargs)
         return (await self.fake.wait_sent(chat_id, count=before + 1))[-1]
 
+    async def press(self, message: Call, button: int | str = 0, user_id: int | None = None, **kwargs) -> tuple[Call | None, Call]:
+        """Press a button (its index, or its label's start) under one of the bot's messages as a user;
+        returns (the message as the bot edited it, or None, and the bot's answer to the press)."""
+        chat_id = message.chat_id
+        keys = [key for row in message.result["reply_markup"]["inline_keyboard"] for key in row]
+        key = keys[button] if isinstance(button, int) else next(k for k in keys if k["text"].startswith(button))
+        answers = len(self.fake.calls("answerCallbackQuery"))
+        edits = len([c for c in self.fake.calls("editMessageText") if str(c.chat_id) == str(chat_id)])
+        self.fake.press_button(chat_id, user_id if user_id is not None else chat_id, message.result["message_id"],
+                               key["callback_data"], **kwargs)
+        answer = (await self.fake.wait_for("answerCallbackQuery", count=answers + 1))[-1]
+        edited = [c for c in self.fake.calls("editMessageText") if str(c.chat_id) == str(chat_id)]
+        return (edited[-1] if len(edited) > edits else None), answer
+
+    async def confirm(self, text: str, chat_id: int = 100, user_id: int | None = None, **kwargs) -> Call:
+        """Send a command that asks first, press its Confirm button; the message it became."""
+        asked = await self.say(text, chat_id, user_id, **kwargs)
+        assert "reply_markup" in asked.params, f"{text} did not ask first: {asked.text}"
+        edited, _ = await self.press(asked, 0, user_id, **{k: v for k, v in kwargs.items() if k == "language_code"})
+        return edited
+
 
 def settings_for(fake: FakeTelegram, database: Path, **overrides) -> Settings:
     return replace(

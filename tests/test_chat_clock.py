@@ -146,5 +146,5 @@ async def test_quiet_hours_send_alerts_silently_only_inside_the_window(telegram,
 async def test_forgetme_deletes_the_chats_clock_too(bot):
     await bot.say("/timezone Asia/Baku")
     await bot.say("/quiet 23:00-07:00")
-    await bot.say("/forgetme")
+    await bot.confirm("/forgetme")
     assert await bot.store.run(chat_settings.get, 100) == chat_settings.ChatSettings()

@@ -139,7 +139,7 @@ async def test_stickers_photos_and_plain_text_point_to_help(bot):
 async def test_watch_then_forgetme_then_watches(bot):
     await bot.say("/watch AZ tiktok whatsapp")
     await bot.store.run(notifier.queue_text, [100], "an alert still waiting", kind="finding")
-    forgot = await bot.say("/forgetme")
+    forgot = await bot.confirm("/forgetme")
     assert "2 watches are deleted" in forgot.text
     assert await bot.store.run(subscriptions.get_chat, 100) is None
     assert await bot.store.run(lambda db: db.execute("select count(*) from deliveries where chat_id = 100").fetchone()[0]) == 0
@@ -152,7 +152,7 @@ async def test_unwatch_some_then_all(bot):
     assert "Stopped watching: TikTok (AZ)" in (await bot.say("/unwatch az tiktok")).text
     assert await watches_of(bot, 100) == [("AZ", "whatsapp"), ("AZ", "telegram")]
     assert "was not watching that" in (await bot.say("/unwatch AM")).text
-    everything = await bot.say("/unwatch all")
+    everything = await bot.confirm("/unwatch all")
     assert "WhatsApp (AZ)" in everything.text and "Telegram (AZ)" in everything.text
     assert await watches_of(bot, 100) == []
 

@@ -80,13 +80,17 @@ SAMPLES = {
     "status": [dict(country=AZ, statuses=statuses(), findings=[])],
     "watches": [dict(groups=[(AZ, statuses())]), dict(groups=[])],
     "watch_added": [dict(country=AZ, added=[catalog.PLATFORMS["tiktok"]], already=[catalog.PLATFORMS["signal"]],
-                         statuses=statuses(), all_platforms=False)],
+                         statuses=statuses(), all_platforms=False, share="https://t.me/blockwatch_bot?start=watch_AZ_tiktok")],
     "help": [dict(platforms=list(catalog.PLATFORMS.values()), admin=False), dict(platforms=list(catalog.PLATFORMS.values()), admin=True)],
     "language": [dict(name="Русский")],
     "unwatched": [dict(removed=[(AZ, catalog.PLATFORMS["tiktok"])], everything=False, country=AZ),
                   dict(removed=[], everything=True, country=None), dict(removed=[], everything=False, country=AZ)],
     "forgotten": [dict(chat_forgotten=True, watches=2, reports=1, group=False),
                   dict(chat_forgotten=False, watches=0, reports=0, group=True)],
+    "watch_form": [dict(kind=kind, country=AZ, minutes=10, count=2)
+                   for kind in ("country", "platforms", "expired", "cancelled", "button_all", "button_done", "choose_one", "x")],
+    "confirm": [dict(kind=kind, chat_forgotten=forgotten, watches=3, minutes=10)
+                for kind in ("forget", "unwatch_all", "forget_button", "cancel", "expired", "x") for forgotten in (True, False)],
     "chat_clock": [dict(kind=kind, zone_name="Asia/Baku", now=T0, window=window, text="Mars")
                    for kind in ("zone_set", "zone_now", "unknown_zone", "quiet_set", "quiet_now", "bad_window")
                    for window in ("23:00-07:00", None)],

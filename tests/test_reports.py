@@ -431,7 +431,9 @@ async def test_forgetme_removes_the_users_reports(crowd_bot):
     await say_as(crowd_bot, alice, "/report AZ tiktok blocked")
     await say_as(crowd_bot, alice, "/report AZ whatsapp slow")
     await say_as(crowd_bot, bob, "/report AZ tiktok blocked")
-    answer = await say_as(crowd_bot, alice, "/forgetme")
+    asked = await say_as(crowd_bot, alice, "/forgetme")
+    assert "your reports" in asked.text and await crowd_bot.store.run(reports.stored_reports) == 3  # nothing gone yet
+    answer, _ = await crowd_bot.press(asked, 0, alice["user_id"])
     assert "Your 2 reports are deleted" in answer.text
     pseudonyms = crowd_bot.services.pseudonyms
     assert [bytes(row["reporter"]) for row in stored(crowd_bot)] == [pseudonyms.reporter(bob["user_id"])]

@@ -1,14 +1,18 @@
-"""Commands about the chat itself: /language and /forgetme."""
+"""Commands about the chat itself: /language and /forgetme (which asks first)."""
 
 from __future__ import annotations
 
 from telegram import Update
+from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot import signals
-from bot.handlers.common import chat_row, language_of, may_change_chat, reply, reply_error, services
+
+from bot.handlers.common import (
+    answer_confirmation, ask_to_confirm, chat_row, language_of, may_change_chat, read_confirmation, reply, reply_error, services,
+)
 from bot.parsing import BadInput, parse_language
-from bot.render import LANGUAGES
+from bot.render import LANGUAGES, render
 from storage import chat_settings, outbox, subscriptions
 from storage.db import transaction
 
@@ -35,21 +39,30 @@ def _forget_chat(db, chat_id: int) -> int:
         return subscriptions.forget_chat(db, chat_id)
 
 
+FORGET_PREFIX = "fg"
+
+
 async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Erase this chat's data (in a group only an admin may) and whatever the bot keeps about the sender."""
-    store = services(context).store
+    """Say what would be erased and ask first: Confirm does it (`forget_button`)."""
     chat = update.effective_chat
     lang = await language_of(update, context)  # not chat_row: that would store the id we are erasing
     forget_chat = await may_change_chat(update, context)
+    watches = len(await services(context).store.run(subscriptions.chat_watches, chat.id)) if forget_chat else 0
+    await ask_to_confirm(update, context, FORGET_PREFIX, lang, kind="forget", chat_forgotten=forget_chat,
+                         watches=watches, group=chat.type != "private")
+
+
+async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Confirm erases this chat's data (in a group only an admin may) and whatever the bot keeps about the presser."""
+    lang = await language_of(update, context)
+    if await answer_confirmation(update, context, read_confirmation(update, context, FORGET_PREFIX), lang):
+        return
+    store = services(context).store
+    chat = update.effective_chat
+    forget_chat = await may_change_chat(update, context)
     removed_watches = await store.run(_forget_chat, chat.id) if forget_chat else 0
     forgotten_reports = await signals.forget(services(context), update.effective_user.id)
-    await reply(
-        update,
-        context,
-        "forgotten",
-        lang=lang,
-        chat_forgotten=forget_chat,
-        watches=removed_watches,
-        reports=forgotten_reports,
-        group=chat.type != "private",
-    )
+    text = render("forgotten", lang, chat_forgotten=forget_chat, watches=removed_watches,
+                  reports=forgotten_reports, group=chat.type != "private")
+    await update.callback_query.edit_message_text(text, parse_mode=ParseMode.HTML)
+    await update.callback_query.answer()

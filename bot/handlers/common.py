@@ -4,13 +4,17 @@ and the group-admin check."""
 from __future__ import annotations
 
 import logging
+import time
 
 from telegram import Chat, Update
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.ext import ContextTypes
 
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import buttons
 from bot.parsing import BadInput
-from bot.render import normalise_language, render
+from bot.render import normalise_language, render, render_plain
 from bot.services import Services
 from storage import chat_settings, subscriptions
 
@@ -53,11 +57,13 @@ async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, template: st
     if lang is None:
         lang = await language_of(update, context)
     text = render(template, lang, zone=await zone_of(update, context), **values)
+    return await send_html(context, update.effective_chat.id, text)
+
+
+async def send_html(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, reply_markup=None):
+    """Send ready Telegram-HTML text to a chat, without link previews."""
     return await context.bot.send_message(
-        update.effective_chat.id,
-        text,
-        parse_mode=ParseMode.HTML,
-        disable_web_page_preview=True,
+        chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True, reply_markup=reply_markup,
     )
 
 
@@ -101,3 +107,46 @@ async def refuse_unless_bot_admin(update: Update, context: ContextTypes.DEFAULT_
     log.warning("refused /%s from a non-admin", command)  # no id: the sender may be a reporter
     await reply(update, context, "errors", kind="admins_only", command=command)
     return True
+
+
+# -- destructive commands ask first: Confirm/Cancel buttons, signed for the chat and the user, expiring
+
+CONFIRM_TTL = 600  # seconds
+
+
+async def ask_to_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, prefix: str, lang: str, **values) -> None:
+    """Send templates/confirm.html (its `kind` says what would happen) with Confirm and Cancel buttons."""
+    chat_id, user_id = update.effective_chat.id, update.effective_user.id
+    expires = int(time.time()) + CONFIRM_TTL
+    sign = lambda payload: buttons.sign(services(context).pseudonyms, prefix, chat_id, user_id, payload, expires)  # noqa: E731
+    keyboard = InlineKeyboardMarkup([[
+        InlineKeyboardButton(render_plain("confirm", lang, kind=f"{values['kind']}_button"), callback_data=sign("ok")),
+        InlineKeyboardButton(render_plain("confirm", lang, kind="cancel_button"), callback_data=sign("x")),
+    ]])
+    text = render("confirm", lang, zone=await zone_of(update, context), minutes=CONFIRM_TTL // 60, **values)
+    await send_html(context, chat_id, text, reply_markup=keyboard)
+
+
+def read_confirmation(update: Update, context: ContextTypes.DEFAULT_TYPE, prefix: str) -> str:
+    """"ok" | "cancel" | "expired" | "invalid" (forged, another person's, or not a button of ours)."""
+    query = update.callback_query
+    if query.message is None or update.effective_user is None:
+        return "invalid"
+    meaning, payload = buttons.read(services(context).pseudonyms, prefix, query.message.chat.id,
+                                    update.effective_user.id, query.data, int(time.time()))
+    if meaning != "ok":
+        return meaning
+    return {"ok": "ok", "x": "cancel"}.get(payload, "invalid")
+
+
+async def answer_confirmation(update: Update, context: ContextTypes.DEFAULT_TYPE, meaning: str, lang: str) -> bool:
+    """Settle a press that does nothing (cancel, expired, invalid): the message says so. True when handled."""
+    query = update.callback_query
+    if meaning == "invalid":
+        await query.answer(render_plain("confirm", lang, kind="invalid"), show_alert=True)
+        return True
+    if meaning in ("cancel", "expired"):
+        await query.edit_message_text(render("confirm", lang, kind=meaning, minutes=CONFIRM_TTL // 60), parse_mode=ParseMode.HTML)
+        await query.answer(render_plain("confirm", lang, kind=meaning, minutes=CONFIRM_TTL // 60))
+        return True
+    return False

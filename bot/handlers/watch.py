@@ -4,43 +4,170 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from telegram import Update
+import time
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot import catalog
-from bot.handlers.common import chat_row, refuse_unless_admin, reply, reply_error, services
-from bot.parsing import BadInput, check_length, parse_status, parse_watch, split_args
+from bot import buttons, catalog, watch_form
+from bot.handlers.common import (
+    answer_confirmation, ask_to_confirm, chat_row, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
+    reply, reply_error, send_html, services, zone_of,
+)
+from bot.parsing import BadInput, WatchRequest, check_length, parse_status, parse_watch, split_args
+from bot.render import country_title, render, render_plain
+from bot.report_form import form_countries
 from bot.status import load_statuses
 from storage import findings, subscriptions
 
 FINDINGS_SHOWN_FOR = timedelta(days=7)  # a journalist asking later still sees what admins confirmed
 
 
-async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    try:
-        check_length(update.effective_message.text)
-        request = parse_watch(context.args or [])
-    except BadInput as error:
-        await reply_error(update, context, error, "watch")
-        return
-    if await refuse_unless_admin(update, context, "watch"):
-        return
+def _share(context: ContextTypes.DEFAULT_TYPE, request: WatchRequest) -> str:
+    payload = watch_form.deep_link_payload(request.country.code, request.platforms, request.all_platforms)
+    return watch_form.share_link(context.bot.username, payload)
+
+
+async def _add(update: Update, context: ContextTypes.DEFAULT_TYPE, request: WatchRequest) -> tuple[str, str]:
+    """Subscribe the chat; (the watch_added text in the chat's language and zone, its language)."""
     store = services(context).store
     chat = await chat_row(update, context)
     added = await store.run(subscriptions.add_watches, chat["id"], request.country.code, request.platforms)
     await store.run(subscriptions.set_last_country, chat["id"], request.country.code)
     statuses = await store.run(load_statuses, request.country.code, request.platforms)
-    await reply(
-        update,
-        context,
+    text = render(
         "watch_added",
-        lang=chat["language"],
+        chat["language"],
+        zone=await zone_of(update, context),
         country=request.country,
         added=[catalog.PLATFORMS[name] for name in added],
         already=[catalog.PLATFORMS[name] for name in request.platforms if name not in added],
         statuses=statuses,
         all_platforms=request.all_platforms,
+        share=_share(context, request),
     )
+    return text, chat["language"]
+
+
+async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not context.args:
+        if await refuse_unless_admin(update, context, "watch"):
+            return
+        await _send_form(update, context)
+        return
+    await watch_words(update, context, context.args)
+
+
+async def watch_words(update: Update, context: ContextTypes.DEFAULT_TYPE, words: list[str]) -> None:
+    """`/watch CC [platform…]`, also reached by a deep link (`/start watch_AZ_tiktok`)."""
+    try:
+        check_length(update.effective_message.text)
+        request = parse_watch(words)
+    except BadInput as error:
+        await reply_error(update, context, error, "watch")
+        return
+    if await refuse_unless_admin(update, context, "watch"):
+        return
+    text, _ = await _add(update, context, request)
+    await send_html(context, update.effective_chat.id, text)
+
+
+# -- /watch without arguments: the button form ---------------------------------------------------
+
+
+def _signer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int):
+    expires = int(time.time()) + watch_form.FORM_TTL
+    pseudonyms = services(context).pseudonyms
+    return lambda payload: buttons.sign(pseudonyms, watch_form.CALLBACK_PREFIX, chat_id, user_id, payload, expires)
+
+
+def _label(lang: str, kind: str, **values) -> str:
+    return render_plain("watch_form", lang, kind=kind, **values)
+
+
+def _country_keyboard(countries, lang: str, sign) -> InlineKeyboardMarkup:
+    keys = [InlineKeyboardButton(country_title(c, lang), callback_data=sign(watch_form.step_payload(c.code, ()))) for c in countries]
+    rows = [keys[i:i + 2] for i in range(0, len(keys), 2)]
+    rows.append([InlineKeyboardButton(_label(lang, "button_cancel"), callback_data=sign(watch_form.CANCEL))])
+    return InlineKeyboardMarkup(rows)
+
+
+def _platform_keyboard(country: catalog.Country, chosen: tuple[str, ...], lang: str, sign) -> InlineKeyboardMarkup:
+    keys = []
+    for name, platform in catalog.PLATFORMS.items():
+        toggled = tuple(p for p in chosen if p != name) if name in chosen else (*chosen, name)
+        mark = "✅ " if name in chosen else ""
+        keys.append(InlineKeyboardButton(mark + platform.title, callback_data=sign(watch_form.step_payload(country.code, toggled))))
+    rows = [keys[i:i + 2] for i in range(0, len(keys), 2)]
+    everything = tuple(catalog.PLATFORMS)
+    rows.append([InlineKeyboardButton(_label(lang, "button_all"), callback_data=sign(watch_form.step_payload(country.code, everything, done=True)))])
+    rows.append([
+        InlineKeyboardButton(_label(lang, "button_done", count=len(chosen)), callback_data=sign(watch_form.step_payload(country.code, chosen, done=True))),
+        InlineKeyboardButton(_label(lang, "button_cancel"), callback_data=sign(watch_form.CANCEL)),
+    ])
+    return InlineKeyboardMarkup(rows)
+
+
+async def _send_form(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    store = services(context).store
+    chat_id = update.effective_chat.id
+    lang = await language_of(update, context)
+    row = await store.run(subscriptions.get_chat, chat_id)
+    own = [row["last_country"]] if row and row["last_country"] else []
+    own += [country for country, _ in await store.run(subscriptions.chat_watches, chat_id)] if row else []
+    popular = await store.run(subscriptions.most_watched_countries, watch_form.FORM_COUNTRIES)
+    countries = watch_form.form_countries(own, popular, [c.code for c in form_countries([])])
+    sign = _signer(context, chat_id, update.effective_user.id)
+    await context.bot.send_message(
+        chat_id,
+        render("watch_form", lang, kind="country", minutes=watch_form.FORM_TTL // 60),
+        parse_mode=ParseMode.HTML,
+        reply_markup=_country_keyboard(countries, lang, sign),
+    )
+
+
+async def _edit(query, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    try:
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True)
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():  # the same button pressed twice: nothing to change
+            raise
+
+
+async def watch_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press on the /watch form: the next step, the added watches, or a refusal that changes nothing."""
+    query = update.callback_query
+    lang = await language_of(update, context)
+    if query.message is None or update.effective_user is None:
+        await query.answer(_label(lang, "invalid"), show_alert=True)
+        return
+    chat_id, user_id = query.message.chat.id, update.effective_user.id
+    meaning, payload = buttons.read(services(context).pseudonyms, watch_form.CALLBACK_PREFIX, chat_id, user_id, query.data, int(time.time()))
+    step = watch_form.read_payload(payload) if meaning == "ok" and payload != watch_form.CANCEL else None
+    if meaning == "invalid" or (meaning == "ok" and payload != watch_form.CANCEL and step is None):
+        await query.answer(_label(lang, "invalid"), show_alert=True)
+        return
+    if meaning == "expired" or payload == watch_form.CANCEL:
+        kind = "expired" if meaning == "expired" else "cancelled"
+        await _edit(query, render("watch_form", lang, kind=kind, minutes=watch_form.FORM_TTL // 60))
+        await query.answer(_label(lang, kind))
+        return
+    action, country, chosen = step
+    if action == "platforms" or not chosen:
+        text = render("watch_form", lang, kind="platforms", country=country, minutes=watch_form.FORM_TTL // 60)
+        await _edit(query, text, _platform_keyboard(country, chosen, lang, _signer(context, chat_id, user_id)))
+        await query.answer(_label(lang, "choose_one") if action == "done" else None)
+        return
+    if not await may_change_chat(update, context):
+        await query.answer(_label(lang, "admins_only"), show_alert=True)
+        return
+    everything = set(chosen) == set(catalog.PLATFORMS)
+    request = WatchRequest(country, tuple(catalog.PLATFORMS) if everything else chosen, all_platforms=everything)
+    text, _ = await _add(update, context, request)
+    await _edit(query, text)
+    await query.answer()
 
 
 async def unwatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -58,7 +185,12 @@ async def unwatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     store = services(context).store
     chat_id = update.effective_chat.id
     if request is None:
-        removed = await store.run(subscriptions.remove_watches, chat_id)
+        watched = await store.run(subscriptions.chat_watches, chat_id)
+        if watched:  # all of them: ask first
+            await ask_to_confirm(update, context, UNWATCH_ALL_PREFIX, await language_of(update, context),
+                                 kind="unwatch_all", watches=len(watched))
+            return
+        removed = []
     else:
         platforms = None if request.all_platforms else request.platforms
         removed = await store.run(subscriptions.remove_watches, chat_id, request.country.code, platforms)
@@ -70,6 +202,24 @@ async def unwatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         everything=request is None,
         country=request.country if request else None,
     )
+
+
+UNWATCH_ALL_PREFIX = "ua"
+
+
+async def unwatch_all_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Confirm of `/unwatch all`: every watch of the chat goes."""
+    lang = await language_of(update, context)
+    if await answer_confirmation(update, context, read_confirmation(update, context, UNWATCH_ALL_PREFIX), lang):
+        return
+    if not await may_change_chat(update, context):
+        await update.callback_query.answer(_label(lang, "admins_only"), show_alert=True)
+        return
+    removed = await services(context).store.run(subscriptions.remove_watches, update.effective_chat.id)
+    text = render("unwatched", lang, zone=await zone_of(update, context),
+                  removed=[(catalog.find_country(cc), catalog.PLATFORMS[p]) for cc, p in removed], everything=True, country=None)
+    await _edit(update.callback_query, text)
+    await update.callback_query.answer()
 
 
 async def watches(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
