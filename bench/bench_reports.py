@@ -7,7 +7,7 @@ Run: python bench/bench_reports.py [--reports N] [--stored N]
    each send `/report CC platform symptom network` at once; the clock stops when the bot has
    answered every one. Twice: spread over 10 countries x 10 platforms, and all about one pair
    (a mass outage: every report re-assesses the same, growing pair and its open signal).
-2. Evaluating signals over a database of `--stored` reports (default 100,000): `reports.evaluate`
+2. Evaluating signals over a database of `--stored` reports (default 100,000): `workflow.evaluate`
    — every pair's reports in the window, first per reporter, networks, usual levels from the
    hourly counts — timed cold and warm. Twice: reports spread over the 30-day retention period
    (the usual case), and every one of them inside the window (the worst case).
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot import catalog, crowd  # noqa: E402
 from bot.crowd import Report, Rules  # noqa: E402
+from bot.signals import workflow  # noqa: E402
 from storage import reports  # noqa: E402
 from storage.db import Store, transaction  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
@@ -83,7 +84,7 @@ def fill(db, stored: int, now: int, in_window: bool, rules: Rules) -> None:
 def timed_evaluate(db, now: int, rules: Rules) -> tuple[float, float, int]:
     """Wall and CPU seconds of one evaluation, on the DB thread (CPU time is the thread's own: the box is shared)."""
     start, cpu = time.perf_counter(), time.thread_time()
-    found = reports.evaluate(db, now, rules)
+    found = workflow.evaluate(db, now, rules)
     return time.perf_counter() - start, time.thread_time() - cpu, len(found)
 
 
@@ -118,7 +119,7 @@ def main() -> None:
             print(f"  {label:40s} {args.reports / elapsed:5.0f} reports/s wall, {args.reports / cpu:5.0f} per CPU second "
                   f"({elapsed:.2f} s; {thanked} thanked and stored)")
 
-        print(f"\nEvaluating signals over {args.stored:,} stored reports (reports.evaluate, 5 people in 2 h):")
+        print(f"\nEvaluating signals over {args.stored:,} stored reports (workflow.evaluate, 5 people in 2 h):")
         for in_window, label in ((False, "spread over 30 days (retention)"), (True, "all inside the 2-hour window")):
             timings, found, windowed = time_evaluation(folder / f"evaluate-{in_window}.db", args.stored, in_window)
             (cold, cold_cpu), warm = timings[0], timings[1:]

@@ -61,11 +61,11 @@ def fill_watchers(db, count: int, languages=("en", "ru", "az")) -> None:
     """`count` private chats watching AZ tiktok, languages in turn (one transaction, as a bulk import)."""
     db.conn.execute("begin")
     db.conn.executemany(
-        "insert into chats (id, type, language, paused, created_at) values (?, 'private', ?, 0, '2022-09-14')",
+        "insert into chats (id, type, language, paused, created_at) values (?, 'private', ?, 0, 1663113600)",
         [(FIRST_CHAT + i, languages[i % len(languages)]) for i in range(count)],
     )
     db.conn.executemany(
-        "insert into watches (chat_id, country, platform, created_at) values (?, 'AZ', 'tiktok', '2022-09-14')",
+        "insert into watches (chat_id, country, platform, created_at) values (?, 'AZ', 'tiktok', 1663113600)",
         [(FIRST_CHAT + i,) for i in range(count)],
     )
     db.conn.execute("commit")

@@ -96,9 +96,9 @@ def add_handlers(application: Application) -> None:
         ("timezone",): clock.timezone_command,
         ("quiet",): clock.quiet,
         ("report",): report.report,
-        ("signals",): report.list_signals,
-        ("confirm",): report.confirm,
-        ("dismiss",): report.dismiss,
+        ("signals",): admin.list_signals,
+        ("confirm",): admin.confirm,
+        ("dismiss",): admin.dismiss,
         ("broadcast",): admin.broadcast,
         ("stats",): admin.stats,
     }

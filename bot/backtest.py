@@ -47,20 +47,16 @@ def _midnight(d: date) -> datetime:
 
 def parse_request(args: argparse.Namespace, settings: Settings) -> tuple[catalog.Country, list[str], date, date, timedelta]:
     """The country, platform names, dates and step the arguments ask for; BadArguments when they cannot be used."""
-    country = catalog.find_country(args.country)
-    if country is None:
-        guess = catalog.suggest_country(args.country)
-        hint = f" — did you mean {guess.code} ({guess.name})?" if guess else "; use an ISO code such as AZ or a name such as Azerbaijan"
-        raise BadArguments(f"unknown country {args.country!r}{hint}")
-    platforms: list[str] = []
-    for name in args.platform:
-        platform = catalog.find_platform(name)
-        if platform is None:
-            guess = catalog.suggest_platform(name)
+    try:
+        country = catalog.country_named(args.country)
+        platforms = list(catalog.platforms_named(args.platform))
+    except catalog.UnknownName as unknown:
+        guess = unknown.suggestion
+        if unknown.kind == "country":
+            hint = f" — did you mean {guess.code} ({guess.name})?" if guess else "; use an ISO code such as AZ or a name such as Azerbaijan"
+        else:
             hint = f" — did you mean {guess.name}?" if guess else f"; known platforms: {', '.join(catalog.PLATFORMS)}"
-            raise BadArguments(f"unknown platform {name!r}{hint}")
-        if platform.name not in platforms:
-            platforms.append(platform.name)
+        raise BadArguments(f"{unknown}{hint}") from None
     since, until = _day("since", args.since), _day("until", args.until)
     if since >= until:
         raise BadArguments(f"--since ({since}) must be before --until ({until}); --until is exclusive")

@@ -350,20 +350,13 @@ def _build_platform(spec: _PlatformSpec) -> Platform:
     return Platform(spec.name, spec.title, spec.aliases, spec.tests, tuple(sorted(domains)))
 
 
-# The platforms in the contract's order, as a plain dict. Built on first use (module
-# __getattr__ below), so importing this module reads no file.
-PLATFORMS: dict[str, Platform]
-
-
 @functools.cache
 def _platforms() -> dict[str, Platform]:
     return {spec.name: _build_platform(spec) for spec in _SPECS}
 
 
-def __getattr__(name: str) -> object:
-    if name == "PLATFORMS":
-        return _platforms()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The platforms in the contract's order, as a plain dict (built at import: ~20 ms of reading the test lists).
+PLATFORMS: dict[str, Platform] = _platforms()
 
 
 @functools.cache
@@ -396,6 +389,35 @@ def suggest_platform(text: str) -> Platform | None:
     names = _platform_names()
     match = difflib.get_close_matches(key, [n for n in names if len(n) >= 3], n=1, cutoff=0.6)
     return _platforms()[names[match[0]]] if match else None
+
+
+class UnknownName(ValueError):
+    """A country or platform name the catalog does not know, with the closest known one if any."""
+
+    def __init__(self, kind: str, text: str, suggestion: Country | Platform | None):
+        super().__init__(f"unknown {kind} {text!r}")
+        self.kind, self.text, self.suggestion = kind, text, suggestion
+
+
+def country_named(text: str) -> Country:
+    """The country a code or name stands for; UnknownName (with a suggestion) when none does."""
+    country = find_country(text)
+    if country is None:
+        raise UnknownName("country", text, suggest_country(text))
+    return country
+
+
+def platforms_named(words: Iterable[str]) -> tuple[str, ...]:
+    """The canonical names of the platforms the words name, each once, in order; UnknownName at the
+    first word that names none."""
+    names: list[str] = []
+    for word in words:
+        platform = find_platform(word)
+        if platform is None:
+            raise UnknownName("platform", word, suggest_platform(word))
+        if platform.name not in names:
+            names.append(platform.name)
+    return tuple(names)
 
 
 def _require_platform(platform: str) -> Platform:

@@ -187,6 +187,22 @@ def find_signals(
     return sorted(found, key=lambda a: (-a.score, a.country, a.platform))
 
 
+def usual_days(now: int, days: int = USUAL_DAYS) -> tuple[int, int]:
+    """The days whose counts make a pair's usual level: the `days` whole days before today, as
+    (first day's start, today's start) in Unix seconds."""
+    today = now - now % DAY
+    return today - days * DAY, today
+
+
+def worth_a_look(volumes: Iterable[tuple[str, str, int]], rules: Rules) -> list[tuple[str, str]]:
+    """The pairs whose report count in the window (an upper bound of their people) could make a
+    signal at best; the others need no closer look."""
+    return [
+        (country, platform) for country, platform, reports in volumes
+        if reports >= MIN_PEOPLE and rules.best_score(reports) >= rules.min_reporters
+    ]
+
+
 def usual_level(reports_before: int, *, window: int, days: int = USUAL_DAYS) -> float:
     """A pair's mean number of reports per window, from how many it had in the `days` before the window.
 

@@ -19,7 +19,7 @@ from bot.detector import Event
 from bot.render import DEFAULT_LANGUAGE, TELEGRAM_LIMIT, normalise_language, render, telegram_length, to_terminal
 from bot.sources.links import chart_link
 from storage import events as event_store
-from storage import outbox
+from storage import outbox, subscriptions
 from storage.db import transaction
 
 # how many networks and evidence links a message lists before "and N more": enough to act on,
@@ -121,12 +121,12 @@ def queue_text(db, chat_ids: Iterable[int], texts: str | Mapping[str, str], *, k
     fallback = DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in texts else next(iter(texts))
     with transaction(db):
         skip = outbox.chats_with_ref(db, ref) if ref is not None else set()
-        languages = _chat_languages(db, chat_ids)
+        known = subscriptions.chat_languages(db, chat_ids)
         by_text_language: dict[str, list[int]] = {}
         for chat_id in chat_ids:
-            if chat_id in skip or languages.get(chat_id, (None, False))[1]:
+            if chat_id in skip or known.get(chat_id, (None, False))[1]:  # already has it, or paused
                 continue
-            lang = normalise_language(languages.get(chat_id, (None, False))[0])
+            lang = normalise_language(known.get(chat_id, (None, False))[0])
             by_text_language.setdefault(lang if lang in texts else fallback, []).append(chat_id)
         queued = 0
         for lang, recipients in sorted(by_text_language.items()):
@@ -135,16 +135,10 @@ def queue_text(db, chat_ids: Iterable[int], texts: str | Mapping[str, str], *, k
     return queued
 
 
-def _chat_languages(db, chat_ids: list[int]) -> dict[int, tuple[str | None, bool]]:
-    """chat id → (stored language, paused) for the chats the bot knows."""
-    found: dict[int, tuple[str | None, bool]] = {}
-    for start in range(0, len(chat_ids), 500):  # SQLite caps the number of ? in one statement
-        chunk = chat_ids[start : start + 500]
-        rows = db.execute(
-            f"select id, language, paused from chats where id in ({', '.join('?' * len(chunk))})", chunk
-        ).fetchall()
-        found.update({row[0]: (row[1], bool(row[2])) for row in rows})
-    return found
+def languages_of(db, chat_ids: list[int]) -> dict[int, str]:
+    """chat id → the language its messages are rendered in (English for a chat the bot does not know)."""
+    known = subscriptions.chat_languages(db, chat_ids)
+    return {chat_id: normalise_language(known.get(chat_id, (None, False))[0]) for chat_id in chat_ids}
 
 
 def event_text(event: Event, lang: str = "en") -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import catalog
-from bot.render import LANGUAGES
+from bot.languages import LANGUAGES
 
 MAX_ARGUMENT_TEXT = 1000  # commands are short; anything longer is a paste or an attack
 MAX_COUNTRY_WORDS = 4  # "Bosnia and Herzegovina", "United States of America"
@@ -50,20 +50,22 @@ def parse_country(words: list[str]) -> tuple[catalog.Country, list[str]]:
         country = catalog.find_country(" ".join(words[:size]))
         if country is not None:
             return country, words[size:]
-    suggestion = catalog.suggest_country(words[0])
-    raise BadInput("unknown_country", text=words[0], suggestion=suggestion.name if suggestion else None)
+    try:
+        return catalog.country_named(words[0]), words[1:]
+    except catalog.UnknownName as unknown:
+        raise _bad(unknown) from None
 
 
 def parse_platforms(words: list[str]) -> tuple[str, ...]:
-    platforms: list[str] = []
-    for word in words:
-        platform = catalog.find_platform(word)
-        if platform is None:
-            suggestion = catalog.suggest_platform(word)
-            raise BadInput("unknown_platform", text=word, suggestion=suggestion.name if suggestion else None)
-        if platform.name not in platforms:
-            platforms.append(platform.name)
-    return tuple(platforms)
+    try:
+        return catalog.platforms_named(words)
+    except catalog.UnknownName as unknown:
+        raise _bad(unknown) from None
+
+
+def _bad(unknown: catalog.UnknownName) -> BadInput:
+    suggestion = unknown.suggestion.name if unknown.suggestion else None
+    return BadInput(f"unknown_{unknown.kind}", text=unknown.text, suggestion=suggestion)
 
 
 def parse_watch(args: list[str]) -> WatchRequest:

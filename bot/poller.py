@@ -37,7 +37,7 @@ from bot.observations import Observation
 from bot.services import Services
 from bot.sources.base import Source, SourceError
 from bot.sources.ooni import OoniSource
-from storage.db import Store, transaction
+from storage.db import Store, data_version, transaction
 from storage.states import load_state, save_state
 from storage.subscriptions import watched_pairs
 
@@ -80,7 +80,7 @@ class HeldStates:
 
     def check(self, db: sqlite_utils.Database) -> None:
         """Forget every held state if another connection wrote to the database (call inside the transaction)."""
-        version = db.execute("PRAGMA data_version").fetchone()[0]
+        version = data_version(db)
         if version != self._data_version:
             self._states.clear()
             self._data_version = version

@@ -30,21 +30,14 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 from bot import chat_clock
+from bot.languages import DEFAULT_LANGUAGE, LANGUAGES, normalise_language
 
 ROOT = Path(__file__).resolve().parent.parent
 if not (ROOT / "templates").is_dir():  # a non-editable install: pyproject's data-files put them here
     ROOT = Path(sys.prefix) / "share" / "blockwatch"
 TEMPLATES = ROOT / "templates"
 LOCALES = ROOT / "locales"
-LANGUAGES = {"en": "English", "az": "Azərbaycanca", "ru": "Русский"}
-DEFAULT_LANGUAGE = "en"
 TELEGRAM_LIMIT = 4096
-
-
-def normalise_language(code: str | None) -> str:
-    """Telegram's language_code (e.g. 'ru', 'az-AZ', 'en-GB') → one we have, else English."""
-    base = (code or "").lower().replace("_", "-").split("-")[0]
-    return base if base in LANGUAGES else DEFAULT_LANGUAGE
 
 
 @cache

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.pseudonym import Pseudonyms
 from storage.db import Store
@@ -24,6 +25,8 @@ class Services:
     poller: Poller | None = None  # polls the sources; /stats shows its last cycle
     # loops that live as long as the bot (the poller, the sender, the reports' upkeep): started after start-up, cancelled at stop
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # what handlers and the crowd workflow read as "now" (tests set it instead of rewriting stored times)
+    clock: Clock = system_clock
 
     async def wake_sender(self) -> None:
         """Deliveries were queued: the sender looks now rather than at its next idle check."""

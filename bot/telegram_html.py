@@ -48,3 +48,9 @@ def problem(text: str) -> str | None:
         return f"<{stack[-1]}> is never closed"
     return None
 
+
+
+def escape_lone_ampersands(text: str) -> str:
+    """`&` that starts no entity written as `&amp;`, as Telegram's HTML asks: what the admin typed then
+    reaches every reader as the one correct rendering (tags, entities and links left as written)."""
+    return _TOKEN.sub(lambda match: "&amp;" if match.group(0) == "&" else match.group(0), text)

@@ -11,21 +11,6 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-migrations = sqlite_utils.Migrations("chat_settings")
-
-
-@migrations()
-def create_chat_settings(db: sqlite_utils.Database) -> None:
-    db.execute(
-        "create table chat_settings ("
-        " chat_id integer primary key,"
-        " zone text,"  # IANA name or "UTC+04:00"; null = UTC
-        " quiet text,"  # "23:00-07:00" local; null = none
-        " digest_at text,"  # "09:00" local; null = no digest
-        " digest_day text)"  # the local day (YYYY-MM-DD) of the last digest queued
-    )
-
-
 @dataclass(frozen=True)
 class ChatSettings:
     zone: str | None = None

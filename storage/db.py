@@ -3,7 +3,7 @@
 Every storage module (subscriptions, states, events, ...) is a set of plain synchronous functions
 taking a `sqlite_utils.Database`; async code calls them through `Store.run`, which executes them
 on a single dedicated thread, because an sqlite3 connection is bound to the thread that made it.
-Each storage module owns its tables through its own `migrations` set, applied here in order.
+The tables and their migrations are in storage/schema.py, which imports no storage module.
 """
 
 from __future__ import annotations
@@ -18,14 +18,9 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from storage import schema
+
 T = TypeVar("T")
-
-
-def migration_sets() -> list[sqlite_utils.Migrations]:
-    """Every module's migrations, in the order they apply; a new storage module adds itself here."""
-    from storage import chat_settings, events, findings, outbox, reports, states, subscriptions
-
-    return [module.migrations for module in (subscriptions, states, events, outbox, reports, findings, chat_settings)]
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:
@@ -40,8 +35,7 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=30000")
     db.execute("PRAGMA secure_delete=ON")  # deleted reports and chats are overwritten, not left in free pages
-    for migrations in migration_sets():
-        migrations.apply(db)
+    schema.migrate(db)
     return db
 
 
@@ -59,6 +53,11 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def data_version(db: sqlite_utils.Database) -> int:
+    """A number that changes when another connection commits to the database (SQLite's PRAGMA data_version)."""
+    return db.execute("PRAGMA data_version").fetchone()[0]
 
 
 class Store:

@@ -21,39 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sqlite_utils
 
+from bot.clock import now_unix, unix
 from storage.db import transaction
 
-migrations = sqlite_utils.Migrations("outbox")
-
 PENDING, SENDING, SENT, DROPPED, FAILED = "pending", "sending", "sent", "dropped", "failed"
-
-
-@migrations()
-def create_outbox(db: sqlite_utils.Database) -> None:
-    # AUTOINCREMENT: ids only grow, so "earlier delivery" is "smaller id", even after deletes
-    db.execute(
-        "create table outbox_messages ("
-        " id integer primary key autoincrement,"
-        " kind text not null, ref text, lang text not null, text text not null, created_at text not null)"
-    )
-    db.execute("create index outbox_messages_ref on outbox_messages (ref)")
-    db.execute(
-        "create table deliveries ("
-        " id integer primary key autoincrement,"
-        " message_id integer not null references outbox_messages(id),"
-        " chat_id integer not null,"
-        " status text not null default 'pending',"
-        " attempts integer not null default 0,"
-        " not_before real not null default 0,"
-        " created_at text not null, sent_at text, telegram_message_id integer, error text,"
-        " unique (message_id, chat_id))"
-    )
-    db.execute("create index deliveries_queue on deliveries (status, id)")
-    db.execute("create index deliveries_chat on deliveries (chat_id, status, id)")
 
 
 @dataclass(frozen=True)
@@ -67,17 +42,13 @@ class Delivery:
     attempts: int  # sends tried before this one
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 # --- queueing (inside the caller's transaction) ---------------------------------------------------
 
 
 def add_message(db: sqlite_utils.Database, kind: str, lang: str, text: str, ref: str | None = None) -> int:
     cursor = db.execute(
         "insert into outbox_messages (kind, ref, lang, text, created_at) values (?, ?, ?, ?, ?)",
-        [kind, ref, lang, text, _now()],
+        [kind, ref, lang, text, now_unix()],
     )
     return cursor.lastrowid
 
@@ -117,7 +88,7 @@ def deliver_to_watchers(
     chosen in SQL: 100,000 watchers stay on disk)."""
     by_language, language_params = _one_of("chats.language", list(languages))
     where = f"chats.paused = 0 and watches.country = ? and watches.platform = ? and {by_language}"
-    params = [message_id, _now(), country, platform, *language_params]
+    params = [message_id, now_unix(), country, platform, *language_params]
     if zones is not None:
         by_zone, zone_params = _one_of("s.zone", list(zones))
         where += f" and {by_zone}"
@@ -133,7 +104,7 @@ def deliver_to_watchers(
 
 def deliver_to_chats(db: sqlite_utils.Database, message_id: int, chat_ids: Iterable[int]) -> int:
     """One delivery of the message to each chat (a chat that already has it is skipped)."""
-    created = _now()
+    created = now_unix()
     count = 0
     for chat_id in chat_ids:
         cursor = db.execute(
@@ -213,7 +184,7 @@ def mark_sent(
     """Telegram accepted these (delivery id, Telegram's message id, when); each chat's next delivery then
     waits `spacing` seconds (Telegram's 1 message/s per chat), a group's `group_spacing` (20 a minute)."""
     group_spacing = spacing if group_spacing is None else group_spacing
-    stamp = _now()
+    stamp = now_unix()
     with transaction(db):
         db.conn.executemany(
             "update deliveries set status = 'sent', sent_at = ?, telegram_message_id = ?, error = null where id = ?",
@@ -280,7 +251,7 @@ def forget_chat(db: sqlite_utils.Database, chat_id: int) -> int:
 
 def prune(db: sqlite_utils.Database, before: datetime) -> int:
     """Forget finished deliveries created before `before`, and messages nobody references any more."""
-    stamp = before.astimezone(timezone.utc).isoformat(timespec="seconds")
+    stamp = unix(before)
     with transaction(db):
         count = db.execute(
             "delete from deliveries where status in ('sent', 'dropped', 'failed') and created_at < ?", [stamp]

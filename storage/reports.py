@@ -21,49 +21,11 @@ from datetime import datetime
 import sqlite_utils
 
 from bot import crowd
-from bot.crowd import Assessment, Report, Rules, Tally
+from bot.clock import unix
+from bot.crowd import Assessment, Report, Tally
 from storage.db import transaction
 
-migrations = sqlite_utils.Migrations("reports")
-
 PENDING, CONFIRMED, DISMISSED = "pending", "confirmed", "dismissed"
-
-
-@migrations()
-def create_reports_counts_signals(db: sqlite_utils.Database) -> None:
-    db["reports"].create(
-        {"id": int, "reporter": bytes, "country": str, "platform": str, "symptom": str,
-         "asn": int, "note": str, "at": int},
-        pk="id",
-        not_null={"reporter", "country", "platform", "symptom", "at"},
-    )
-    # a pair's tally is counted from these two indexes alone, the table is not read: people in the
-    # window from the first, the breakdown from the second, already in group order (no sorting)
-    db["reports"].create_index(["country", "platform", "at", "reporter", "symptom", "asn"])
-    db["reports"].create_index(["country", "platform", "symptom", "asn", "at"], index_name="idx_reports_breakdown")
-    db["reports"].create_index(["reporter", "at"])
-    db["reports"].create_index(["at"])
-    db["report_hours"].create(
-        {"country": str, "platform": str, "hour": int, "symptom": str, "reports": int},
-        pk=("country", "platform", "hour", "symptom"),
-        not_null={"reports"},
-    )
-    db["report_hours"].create_index(["hour"])
-    db["report_days"].create(
-        {"country": str, "platform": str, "day": int, "symptom": str, "reports": int},
-        pk=("country", "platform", "day", "symptom"),
-        not_null={"reports"},
-    )
-    db["signals"].create(
-        {"id": int, "country": str, "platform": str, "symptom": str, "reporters": int, "symptoms": str,
-         "networks": str, "first_at": int, "last_at": int, "usual": float, "score": float,
-         "created_at": int, "status": str, "decided_at": int, "note": str, "recipients": int,
-         "spent_until": int},
-        pk="id",
-        not_null={"country", "platform", "symptom", "reporters", "created_at", "status"},
-    )
-    db["signals"].create_index(["status", "id"])
-    db["signals"].create_index(["country", "platform", "status"])
 
 
 # -- reports -----------------------------------------------------------------------------------
@@ -106,7 +68,13 @@ def pair_reports(db: sqlite_utils.Database, country: str, platform: str, since: 
         "select * from reports where country = ? and platform = ? and at > ? order by at", [country, platform, since])]
 
 
-_IN_PAIR_WINDOW = "from reports where country = ? and platform = ? and at > ? and id > ?"
+_IN_PAIR_WINDOW = "where country = ? and platform = ? and at > ? and id > ?"
+# few people: sort the window's rows; many: walk the pair's rows in group order instead of sorting
+_BREAKDOWN_SORTED = f"select symptom, asn, count(*) from reports {_IN_PAIR_WINDOW} group by symptom, asn"
+_BREAKDOWN_IN_INDEX_ORDER = (
+    f"select symptom, asn, count(*) from reports indexed by idx_reports_breakdown {_IN_PAIR_WINDOW} group by symptom, asn"
+)
+SORT_BELOW_PEOPLE = 200
 
 
 def pair_tally(db: sqlite_utils.Database, country: str, platform: str, since: int, after_id: int = 0) -> Tally | None:
@@ -117,14 +85,13 @@ def pair_tally(db: sqlite_utils.Database, country: str, platform: str, since: in
     person and pair in a window."""
     params = [country, platform, since, after_id]
     people, first_at, last_at = db.execute(
-        f"select count(distinct reporter), min(at), max(at) {_IN_PAIR_WINDOW}", params).fetchone()
+        f"select count(distinct reporter), min(at), max(at) from reports {_IN_PAIR_WINDOW}", params).fetchone()
     if not people:
         return None
     symptoms: dict[str, int] = {}
     networks: dict[int | None, int] = {}
-    # few people: sort the window's rows; many: walk the pair's rows in group order instead of sorting
-    breakdown = _IN_PAIR_WINDOW if people < 200 else _IN_PAIR_WINDOW.replace("from reports", "from reports indexed by idx_reports_breakdown")
-    for symptom, asn, count in db.execute(f"select symptom, asn, count(*) {breakdown} group by symptom, asn", params):
+    breakdown = _BREAKDOWN_SORTED if people < SORT_BELOW_PEOPLE else _BREAKDOWN_IN_INDEX_ORDER
+    for symptom, asn, count in db.execute(breakdown, params):
         symptoms[symptom] = symptoms.get(symptom, 0) + count
         networks[asn] = networks.get(asn, 0) + count
     return Tally(country, platform, people, tuple(symptoms.items()), tuple(networks.items()), first_at, last_at)
@@ -137,22 +104,17 @@ def recent_notes(db: sqlite_utils.Database, country: str, platform: str, since: 
         "group by note order by newest desc limit ?", [country, platform, since, limit])]
 
 
-def usual_level(db: sqlite_utils.Database, country: str, platform: str, now: int, window: int) -> float:
-    """The pair's usual number of reports per window: its daily counts over the USUAL_DAYS days before today."""
-    today = now - now % crowd.DAY
-    total = db.execute(
+def daily_reports(db: sqlite_utils.Database, country: str, platform: str, since: int, until: int) -> int:
+    """The pair's reports counted by day from `since` up to (not including) `until` — these counts
+    outlive the purge."""
+    return db.execute(
         "select coalesce(sum(reports), 0) from report_days where country = ? and platform = ? and day >= ? and day < ?",
-        [country, platform, today - crowd.USUAL_DAYS * crowd.DAY, today]).fetchone()[0]
-    return crowd.usual_level(total, window=window)
-
-
-def _seconds(moment: datetime | int | float) -> int:
-    return int(moment.timestamp()) if isinstance(moment, datetime) else int(moment)
+        [country, platform, since, until]).fetchone()[0]
 
 
 def count_reports(db: sqlite_utils.Database, since: datetime | int) -> int:
     """Reports stored since a moment (for /stats)."""
-    return db.execute("select count(*) from reports where at >= ?", [_seconds(since)]).fetchone()[0]
+    return db.execute("select count(*) from reports where at >= ?", [unix(since)]).fetchone()[0]
 
 
 def total_reports(db: sqlite_utils.Database) -> int:
@@ -223,7 +185,7 @@ def count_signals(db: sqlite_utils.Database, since: datetime | int | None = None
     sql, params = "select count(*) from signals where 1", []
     if since is not None:
         sql += " and created_at >= ?"
-        params.append(_seconds(since))
+        params.append(unix(since))
     if status is not None:
         sql += " and status = ?"
         params.append(status)
@@ -281,38 +243,15 @@ def decide_signal(db: sqlite_utils.Database, signal_id: int, status: str, now: i
     return cursor.rowcount == 1
 
 
-# -- evaluation --------------------------------------------------------------------------------
+# -- what the window holds ------------------------------------------------------------------------
 
 
-def assess_pair(db: sqlite_utils.Database, country: str, platform: str, now: int, rules: Rules) -> Assessment | None:
-    """The crowd's current word on one pair: reports in the window, after its last decided signal."""
-    after_id = spent(db, country, platform).get((country, platform), 0)
-    counted = pair_tally(db, country, platform, now - rules.window, after_id)
-    if counted is None:
-        return None
-    return crowd.judge(counted, rules=rules, usual=usual_level(db, country, platform, now, rules.window))
-
-
-def candidates(db: sqlite_utils.Database, now: int, rules: Rules) -> list[tuple[str, str]]:
-    """Pairs with enough reports in the window that they might make a signal (from the hourly counts:
-    a cheap upper bound, so a quiet pair costs nothing)."""
-    since = now - rules.window
+def window_volumes(db: sqlite_utils.Database, since: int) -> list[tuple[str, str, int]]:
+    """(country, platform, reports) of every pair with reports in the hours from `since`'s hour on: an
+    upper bound of each pair's people in the window, read from the hourly counts (a quiet pair costs nothing)."""
     return [
-        (row[0], row[1]) for row in db.execute(
+        (row[0], row[1], row[2]) for row in db.execute(
             "select country, platform, sum(reports) from report_hours indexed by idx_report_hours_hour "
             "where hour >= ? group by country, platform",
             [since - since % crowd.HOUR])
-        if row[2] >= crowd.MIN_PEOPLE and rules.best_score(row[2]) >= rules.min_reporters
     ]
-
-
-def evaluate(db: sqlite_utils.Database, now: int, rules: Rules) -> list[Assessment]:
-    """Every pair whose reports in the window make a signal now (reports behind a decided signal excluded)."""
-    used = spent(db)
-    tallies = []
-    for country, platform in candidates(db, now, rules):
-        counted = pair_tally(db, country, platform, now - rules.window, used.get((country, platform), 0))
-        if counted is not None and crowd.could_signal(counted, rules):
-            tallies.append(counted)
-    usual = {(t.country, t.platform): usual_level(db, t.country, t.platform, now, rules.window) for t in tallies}
-    return crowd.find_signals(tallies, rules=rules, usual=usual)

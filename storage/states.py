@@ -7,27 +7,10 @@ as the events it produced, so a restart neither repeats nor misses an event.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-
 import sqlite_utils
 
+from bot.clock import now_unix
 from bot.detector import BlockState
-
-migrations = sqlite_utils.Migrations("states")
-
-
-@migrations()
-def create_states(db: sqlite_utils.Database) -> None:
-    db["states"].create(
-        {"country": str, "platform": str, "data": str, "updated_at": str},
-        pk=("country", "platform"),
-        not_null={"data", "updated_at"},
-    )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
 
 def load_state(db: sqlite_utils.Database, country: str, platform: str) -> BlockState | None:
     """The stored state of a pair, or None before its first poll."""
@@ -41,7 +24,7 @@ def save_state(db: sqlite_utils.Database, state: BlockState) -> None:
         "insert into states (country, platform, data, updated_at) values (?, ?, ?, ?) "
         "on conflict(country, platform) do update set data = excluded.data, updated_at = excluded.updated_at",
         # to_json: the same text as json.dumps(to_dict()), unchanged networks not serialised again
-        [state.country, state.platform, state.to_json(), _now()],
+        [state.country, state.platform, state.to_json(), now_unix()],
     )
 
 

@@ -8,34 +8,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timezone
-
 import sqlite_utils
 
+from bot.clock import now_unix
 from storage.db import transaction
-
-migrations = sqlite_utils.Migrations("subscriptions")
-
-
-@migrations()
-def create_chats_and_watches(db: sqlite_utils.Database) -> None:
-    db["chats"].create(
-        {"id": int, "type": str, "language": str, "paused": int, "last_country": str, "created_at": str},
-        pk="id",
-        not_null={"type", "paused", "created_at"},
-        defaults={"paused": 0},
-    )
-    db["watches"].create(
-        {"chat_id": int, "country": str, "platform": str, "created_at": str},
-        pk=("chat_id", "country", "platform"),
-        foreign_keys=[("chat_id", "chats", "id")],
-    )
-    db["watches"].create_index(["country", "platform"])
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
 
 def get_chat(db: sqlite_utils.Database, chat_id: int) -> dict | None:
     rows = list(db.query("select * from chats where id = ?", [chat_id]))
@@ -47,9 +23,21 @@ def ensure_chat(db: sqlite_utils.Database, chat_id: int, chat_type: str, languag
     db.execute(
         "insert into chats (id, type, language, paused, created_at) values (?, ?, ?, 0, ?) "
         "on conflict(id) do nothing",
-        [chat_id, chat_type, language, _now()],
+        [chat_id, chat_type, language, now_unix()],
     )
     return get_chat(db, chat_id)
+
+
+def watch(
+    db: sqlite_utils.Database, chat_id: int, chat_type: str, language: str | None, country: str, platforms: Iterable[str]
+) -> tuple[dict, list[str]]:
+    """/watch in one transaction: the chat (created on first contact), its new watches, its last country.
+    Returns the chat's row and the platforms that were not watched before."""
+    with transaction(db):
+        chat = ensure_chat(db, chat_id, chat_type, language)
+        added = add_watches(db, chat_id, country, platforms)
+        set_last_country(db, chat_id, country)
+    return chat, added
 
 
 def set_language(db: sqlite_utils.Database, chat_id: int, language: str) -> None:
@@ -74,7 +62,7 @@ def add_watches(db: sqlite_utils.Database, chat_id: int, country: str, platforms
             cursor = db.execute(
                 "insert into watches (chat_id, country, platform, created_at) values (?, ?, ?, ?) "
                 "on conflict do nothing",
-                [chat_id, country, platform, _now()],
+                [chat_id, country, platform, now_unix()],
             )
             if cursor.rowcount:
                 added.append(platform)
@@ -172,3 +160,29 @@ def forget_chat(db: sqlite_utils.Database, chat_id: int) -> int:
 
 def count_chats(db: sqlite_utils.Database) -> int:
     return db.execute("select count(*) from chats").fetchone()[0]
+
+
+def chat_counts(db: sqlite_utils.Database) -> tuple[int, int]:
+    """How many chats the bot knows, and how many of them are paused (for /stats)."""
+    known, paused = db.execute("select count(*), coalesce(sum(paused), 0) from chats").fetchone()
+    return known, paused
+
+
+def watch_counts(db: sqlite_utils.Database) -> list[dict]:
+    """Each watched (country, platform) with how many chats watch it, most watched first (for /stats)."""
+    return list(db.query(
+        "select country, platform, count(*) as chats from watches group by country, platform "
+        "order by chats desc, country, platform"
+    ))
+
+
+def chat_languages(db: sqlite_utils.Database, chat_ids: list[int]) -> dict[int, tuple[str | None, bool]]:
+    """chat id → (stored language, paused) for those of the chats the bot knows."""
+    found: dict[int, tuple[str | None, bool]] = {}
+    for start in range(0, len(chat_ids), 500):  # SQLite caps the number of ? in one statement
+        chunk = chat_ids[start : start + 500]
+        rows = db.execute(
+            f"select id, language, paused from chats where id in ({', '.join('?' * len(chunk))})", chunk
+        ).fetchall()
+        found.update({row[0]: (row[1], bool(row[2])) for row in rows})
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -13,6 +14,7 @@ from telegram.ext import Application
 from bot.app import build_application, build_services
 from bot.config import Settings
 from bot.services import Services
+from storage import outbox
 from storage.db import Store
 from tests.fakes.telegram import Call, FakeTelegram
 
@@ -53,6 +55,20 @@ class BotUnderTest:
         assert "reply_markup" in asked.params, f"{text} did not ask first: {asked.text}"
         edited, _ = await self.press(asked, 0, user_id, **{k: v for k, v in kwargs.items() if k == "language_code"})
         return edited
+
+
+async def settled(bot: BotUnderTest, timeout: float = 15.0) -> dict[str, int]:
+    """Wait (a bounded poll) until nothing waits in the outbox — every queued delivery sent, dropped or
+    failed — and return its counts by status. What a test then finds in the outbox and the fake is final:
+    a duplicate, had one been queued, would be there too."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        counts = await bot.store.run(outbox.counts)
+        if counts["backlog"] == 0:
+            return counts
+        assert loop.time() < deadline, f"the outbox did not settle in {timeout} s: {counts}"
+        await asyncio.sleep(0.05)
 
 
 def settings_for(fake: FakeTelegram, database: Path, **overrides) -> Settings:

@@ -20,7 +20,7 @@ from bot.render import format_duration
 from bot.sources.ooni import OoniSource
 from storage import outbox
 from tests.fakes.ooni import AZ_BLOCKED_ASNS, AZ_OK_ASNS, FakeOoni, az_tiktok_episode, PublishingClock, no_sleep
-from tests.harness import running_bot
+from tests.harness import running_bot, settled
 
 UTC = timezone.utc
 LEAD_IN = datetime(2022, 9, 13)  # naive UTC, as the episode builder takes it
@@ -37,13 +37,6 @@ def rows():
                                ok_asns=AZ_BLOCKED_ASNS + AZ_OK_ASNS, seed=13)
     during_and_after = az_tiktok_episode(after=timedelta(hours=84))
     return sorted(before + during_and_after, key=lambda r: r["measurement_start_time"])
-
-
-async def drained(bot, timeout=15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (await bot.store.run(outbox.counts))["backlog"]:
-        assert asyncio.get_running_loop().time() < deadline, "the outbox did not drain"
-        await asyncio.sleep(0.05)
 
 
 def links(call) -> list[str]:
@@ -70,7 +63,7 @@ async def test_watchers_get_the_block_and_its_end_in_their_language_and_nobody_e
             for hours in range(1, 19, 2):  # every two hours into the block
                 clock.move(BLOCK_START + timedelta(hours=hours))
                 events += (await poller.poll_once()).events
-            await drained(bot)
+            await settled(bot)
 
             # the same facts, compactly, on demand
             status = await bot.say("/status AZ tiktok", chat_id=NOBODY)
@@ -80,7 +73,7 @@ async def test_watchers_get_the_block_and_its_end_in_their_language_and_nobody_e
             for hours in range(3, 85, 3):  # after the block: OK data for days
                 clock.move(BLOCK_END + timedelta(hours=hours))
                 events += (await poller.poll_once()).events
-            await drained(bot)
+            await settled(bot)
 
     kinds = [e.kind for e in events]
     assert kinds[0] == "blocked" and kinds[-1] == "unblocked" and set(kinds[1:-1]) <= {"changed"}

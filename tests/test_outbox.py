@@ -156,11 +156,11 @@ def test_forget_and_prune(db):
 def test_a_hundred_thousand_watchers_are_queued_in_sql_with_three_renders(db):
     db.conn.execute("begin")
     db.conn.executemany(
-        "insert into chats (id, type, language, paused, created_at) values (?, 'private', ?, 0, '2022-09-14')",
+        "insert into chats (id, type, language, paused, created_at) values (?, 'private', ?, 0, 1663113600)",
         [(i, ("en", "ru", "az", None)[i % 4]) for i in range(1, 100_001)],
     )
     db.conn.executemany(
-        "insert into watches (chat_id, country, platform, created_at) values (?, 'AZ', 'tiktok', '2022-09-14')",
+        "insert into watches (chat_id, country, platform, created_at) values (?, 'AZ', 'tiktok', 1663113600)",
         [(i,) for i in range(1, 100_001)],
     )
     db.conn.execute("commit")

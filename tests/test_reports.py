@@ -20,9 +20,10 @@ from bot import crowd, report_form
 from bot.detector import BLOCKED, BlockState, NetworkState
 from bot.parsing import BadInput
 from bot.report_form import ReportDraft, parse_report
-from storage import reports, states
+from bot.signals import workflow
+from storage import outbox, reports, states
 from tests.conftest import ADMIN
-from tests.harness import running_bot
+from tests.harness import running_bot, settled
 
 AZERCELL, DELTA, AZTELEKOM = 31721, 29049, 28787
 NOW = int(time.time())
@@ -113,15 +114,15 @@ def test_evaluate_finds_signals_counts_people_and_skips_spent_reports(db):
         reports.add_report(db, crowd.Report(spammer, "AM", "telegram", "blocked", NOW - n, AZERCELL + n % 3))
     for n in range(3):
         reports.add_report(db, crowd.Report(bytes([n]) * 16, "AZ", "tiktok", "slow", NOW - 60 * n, DELTA))
-    [found] = reports.evaluate(db, NOW, rules)
+    [found] = workflow.evaluate(db, NOW, rules)
     assert (found.country, found.platform, found.reporters, found.symptom) == ("AZ", "tiktok", 3, "slow")
-    assert reports.assess_pair(db, "AM", "telegram", NOW, rules).reporters == 1
+    assert workflow.assess_pair(db, "AM", "telegram", NOW, rules).reporters == 1
     signal_id = reports.open_signal(db, found, NOW)
     assert reports.decide_signal(db, signal_id, reports.DISMISSED, NOW)
     assert not reports.decide_signal(db, signal_id, reports.CONFIRMED, NOW)  # decided once
-    assert reports.evaluate(db, NOW, rules) == []  # its reports are spent
+    assert workflow.evaluate(db, NOW, rules) == []  # its reports are spent
     reports.add_report(db, crowd.Report(b"z" * 16, "AZ", "tiktok", "slow", NOW))
-    assert reports.assess_pair(db, "AZ", "tiktok", NOW, rules).reporters == 1
+    assert workflow.assess_pair(db, "AZ", "tiktok", NOW, rules).reporters == 1
 
 
 def test_purge_keeps_counts_and_forget_removes_one_reporter(db):
@@ -314,7 +315,8 @@ async def test_distinct_people_make_a_signal_that_reaches_the_admin_with_no_evid
     await say_as(crowd_bot, reporter(13), "/report AZ whatsapp down")
     [signal] = crowd_bot.store.run_sync(reports.signals)
     assert signal["reporters"] == 4 and dict(signal["symptoms"]) == {"slow": 3, "down": 1}
-    await asyncio.sleep(0.05)
+    await settled(crowd_bot)
+    assert [(d["kind"], d["status"]) for d in crowd_bot.store.run_sync(outbox.deliveries_of, ADMIN)] == [("signal", "sent")]
     assert len(telegram.sent(ADMIN)) == 1
 
 
@@ -374,7 +376,9 @@ async def test_signals_confirm_and_dismiss(crowd_bot, telegram):
     assert "No crowd signals" in (await crowd_bot.say("/signals", chat_id=ADMIN)).text
     audit = crowd_bot.store.run_sync(lambda db: [(r["admin_id"], r["action"]) for r in db.query("select * from audit order by id")])
     assert audit == [(ADMIN, "signal_confirmed"), (ADMIN, "signal_dismissed")]
-    await asyncio.sleep(0.05)
+    await settled(crowd_bot)
+    assert [(d["kind"], d["ref"], d["status"]) for d in crowd_bot.store.run_sync(outbox.deliveries_of, watcher)] == [
+        ("finding", "signal:1", "sent")]
     assert len(telegram.sent(watcher)) == 2  # the /watch answer and the one finding
     # the reports behind a decided signal are spent: the same people do not raise it again
     for n in range(3):
@@ -456,7 +460,8 @@ async def test_the_retention_purge_runs_in_the_background_and_keeps_the_counts(t
         assert row["symptom"] == "slow"
         assert bot.store.run_sync(reports.total_reports) == 2
         # the usual level still knows the purged report
-        assert bot.store.run_sync(reports.usual_level, "AZ", "tiktok", NOW + 7200, 7200) > 0
+        usual_days = crowd.usual_days(NOW + 7200)
+        assert bot.store.run_sync(reports.daily_reports, "AZ", "tiktok", *usual_days) > 0
 
 
 async def test_the_upkeep_loop_raises_a_signal_no_report_raised(telegram, tmp_path):

@@ -22,7 +22,7 @@ from bot.sender import SendWindow, Sender
 from storage import outbox, subscriptions
 from storage.db import Store
 from tests.fakes.telegram import FakeTelegram
-from tests.harness import running_bot
+from tests.harness import running_bot, settled
 
 # PTB 22 warns when RetryAfter.retry_after is read as an int; the sender reads it either way
 pytestmark = pytest.mark.filterwarnings("ignore:Deprecated since version v22.2.*retry_after")
@@ -70,16 +70,6 @@ async def queue(bot, *events) -> int:
         total += await bot.store.run(notifier.queue_event, e)
     await bot.services.sender.wake()
     return total
-
-
-async def settled(bot, timeout=10.0) -> dict:
-    """Wait until nothing waits in the outbox; its counts."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        counts = await bot.store.run(outbox.counts)
-        if counts["backlog"] == 0 or asyncio.get_running_loop().time() > deadline:
-            return counts
-        await asyncio.sleep(0.05)
 
 
 # --- rate and order ----------------------------------------------------------------------------

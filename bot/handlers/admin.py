@@ -1,4 +1,5 @@
-"""Admins' commands: /broadcast (preview, then Confirm or Cancel) and /stats.
+"""Admins' commands: /broadcast (preview, then Confirm or Cancel), /stats, and the review of crowd
+signals: /signals, /confirm ID [note], /dismiss ID.
 
 Only user ids in ADMIN_IDS get past `refuse_unless_bot_admin`; every action is written to the
 audit table. A broadcast goes out through the outbox like an alert: same rate limits, same faults.
@@ -7,20 +8,19 @@ audit table. A broadcast goes out through the outbox like an alert: same rate li
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot import catalog, notifier, telegram_html
+from bot import broadcasts, catalog, signals, telegram_html
+from bot.broadcasts import DRAFT_TTL
+from bot.clock import unix
 from bot.handlers.common import language_of, refuse_unless_bot_admin, reply, reply_error, services
-from bot.parsing import BadInput, parse_country
+from bot.parsing import BadInput, check_length, parse_country
 from bot.render import TELEGRAM_LIMIT, render, render_plain, telegram_length
-from storage import findings, subscriptions
-from storage.db import transaction
+from storage import drafts, stats as stats_store, subscriptions
 
-DRAFT_TTL = timedelta(minutes=15)  # a preview left longer than this is stale: watchers may have changed
 CALLBACK_PREFIX = "bc"
 
 
@@ -41,11 +41,6 @@ def split_broadcast(text: str) -> tuple[catalog.Country, str | None, str]:
     return country, platform.name if platform else None, message
 
 
-def _finding_texts(recipients: list[dict], country, platform, text: str) -> dict[str, str]:
-    languages = {row["language"] or "en" for row in recipients} or {"en"}
-    return {lang: render("finding", lang, country=country, platform=platform, text=text) for lang in languages}
-
-
 async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await refuse_unless_bot_admin(update, context, "broadcast"):
         return
@@ -59,16 +54,16 @@ async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if reason := telegram_html.problem(text):
         await reply(update, context, "errors", kind="bad_html", command="broadcast", reason=reason)
         return
+    text = telegram_html.escape_lone_ampersands(text)
     preview = render("finding", lang, country=country, platform=platform, text=text)
     if telegram_length(preview) > TELEGRAM_LIMIT - 200:  # room for the preview's own lines
         await reply(update, context, "errors", kind="too_long", command="broadcast",
                     length=telegram_length(preview), limit=TELEGRAM_LIMIT - 200)
         return
-    store = services(context).store
-    now = datetime.now(timezone.utc)
-    recipients = await store.run(subscriptions.watchers, country.code, platform_name)
-    draft_id = await store.run(findings.create_draft, update.effective_user.id, update.effective_chat.id,
-                               country.code, platform_name, text, now)
+    svc = services(context)
+    recipients = await svc.store.run(subscriptions.watchers, country.code, platform_name)
+    draft_id = await svc.store.run(drafts.create_draft, update.effective_user.id, update.effective_chat.id,
+                                   country.code, platform_name, text, svc.clock())
     buttons = InlineKeyboardMarkup([[
         InlineKeyboardButton(render_plain("notice", lang, kind="button_confirm"), callback_data=f"{CALLBACK_PREFIX}:ok:{draft_id}"),
         InlineKeyboardButton(render_plain("notice", lang, kind="button_cancel"), callback_data=f"{CALLBACK_PREFIX}:no:{draft_id}"),
@@ -82,36 +77,6 @@ async def broadcast(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-def _decide(db, draft_id: int, user_id: int, confirm: bool, now: datetime) -> tuple[str, int]:
-    """What a press on a preview's button does, decided in one transaction: (outcome, recipients)."""
-    with transaction(db):
-        draft = findings.get_draft(db, draft_id)
-        if draft is None:
-            return "unknown", 0
-        if draft["admin_id"] != user_id:
-            return "not_yours", 0
-        if draft["status"] != "pending":
-            return f"already_{draft['status']}", 0
-        if not findings.close_draft(db, draft_id, "sent" if confirm else "cancelled", now - DRAFT_TTL):
-            findings.close_draft(db, draft_id, "expired", datetime.min.replace(tzinfo=timezone.utc))
-            findings.audit(db, user_id, "broadcast_expired", now, draft=draft_id)
-            return "expired", 0
-        if not confirm:
-            findings.audit(db, user_id, "broadcast_cancelled", now, draft=draft_id)
-            return "cancelled", 0
-        # the watchers at the moment of Confirm, not of the preview: someone may have left since
-        recipients = subscriptions.watchers(db, draft["country"], draft["platform"])
-        country = catalog.find_country(draft["country"])
-        platform = catalog.PLATFORMS.get(draft["platform"]) if draft["platform"] else None
-        finding_id = findings.record_finding(db, user_id, draft["country"], draft["platform"], draft["text"],
-                                             f"broadcast:{draft_id}", len(recipients), now)
-        notifier.queue_text(db, [row["id"] for row in recipients], _finding_texts(recipients, country, platform, draft["text"]),
-                            kind="finding", ref=f"finding:{finding_id}")
-        findings.audit(db, user_id, "broadcast", now, finding=finding_id, country=draft["country"],
-                       platform=draft["platform"], recipients=len(recipients))
-        return "sent", len(recipients)
-
-
 async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     parts = (query.data or "").split(":")
@@ -119,11 +84,12 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if len(parts) != 3 or parts[1] not in ("ok", "no") or not parts[2].isdigit():
         await query.answer(render_plain("notice", lang, kind="stale_button"))
         return
-    outcome, count = await services(context).store.run(
-        _decide, int(parts[2]), update.effective_user.id, parts[1] == "ok", datetime.now(timezone.utc)
+    svc = services(context)
+    outcome, count = await svc.store.run(
+        broadcasts.decide, int(parts[2]), update.effective_user.id, parts[1] == "ok", svc.clock()
     )
     if outcome == "sent":
-        await services(context).wake_sender()
+        await svc.wake_sender()
     await query.answer(render_plain("notice", lang, kind=outcome, count=count))
     if outcome in ("sent", "cancelled", "expired"):
         await query.edit_message_text(
@@ -132,31 +98,61 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         )
 
 
-def gather_stats(db, now: datetime) -> dict:
-    """The figures /stats shows, read in one go on the DB thread."""
-    from storage import events, outbox, reports  # the tables of other parts; imported here to keep this a leaf
-
-    chats = db.execute("select count(*), coalesce(sum(paused), 0) from chats").fetchone()
-    watches = list(db.query(
-        "select country, platform, count(*) as chats from watches group by country, platform "
-        "order by chats desc, country, platform"
-    ))
-    return {
-        "chats": chats[0],
-        "paused": chats[1],
-        "watch_count": sum(row["chats"] for row in watches),
-        "watches": watches,
-        "events_week": events.count_events(db, now - timedelta(days=7)),
-        "reports_day": reports.count_reports(db, now - timedelta(days=1)),
-        "signals_day": reports.count_signals(db, now - timedelta(days=1)),
-        "outbox": outbox.counts(db),
-    }
-
-
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await refuse_unless_bot_admin(update, context, "stats"):
         return
     svc = services(context)
-    figures = await svc.store.run(gather_stats, datetime.now(timezone.utc))
+    figures = await svc.store.run(stats_store.figures, svc.clock())
     last_poll = svc.poller.last if svc.poller is not None else None
     await reply(update, context, "stats", **figures, last_poll=last_poll, limit=15)
+
+
+# -- crowd signals: /signals, /confirm, /dismiss ----------------------------------------------
+
+
+def _signal_id(args: list[str]) -> int | None:
+    if not args:
+        return None
+    text = args[0].lstrip("#")
+    return int(text) if text.isdigit() and len(text) < 10 else None
+
+
+def _note_of(text: str) -> str | None:
+    """The admin's note as typed after `/confirm ID` (spacing and lines kept)."""
+    parts = re.split(r"\s+", text.strip(), maxsplit=2)
+    return parts[2].strip()[:1000] if len(parts) > 2 and parts[2].strip() else None
+
+
+async def list_signals(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await refuse_unless_bot_admin(update, context, "signals"):
+        return
+    views, total = await signals.pending(services(context))
+    await reply(update, context, "signals", views=views, total=total)
+
+
+async def _review(update: Update, context: ContextTypes.DEFAULT_TYPE, command: str) -> None:
+    if await refuse_unless_bot_admin(update, context, command):
+        return
+    text = update.effective_message.text or ""
+    signal_id = _signal_id(context.args or [])
+    if signal_id is None:
+        await reply(update, context, "signal_reply", kind="no_id", command=command, signal_id=None, count=0, note=None)
+        return
+    try:
+        check_length(text)
+    except BadInput as error:
+        await reply_error(update, context, error, command)
+        return
+    note = _note_of(text) if command == "confirm" else None
+    lang = await language_of(update, context) if command == "confirm" else None
+    svc = services(context)
+    outcome, count = await signals.review(svc, command, signal_id, note, unix(svc.clock()), update.effective_user.id, lang)
+    await reply(update, context, "signal_reply", kind=outcome, command=command, signal_id=signal_id, count=count, note=note)
+
+
+async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _review(update, context, "confirm")
+
+
+async def dismiss(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _review(update, context, "dismiss")

@@ -9,12 +9,12 @@ from telegram.ext import ContextTypes
 from bot import signals
 
 from bot.handlers.common import (
-    answer_confirmation, ask_to_confirm, chat_row, language_of, may_change_chat, read_confirmation, reply, reply_error, services,
+    answer_confirmation, ask_to_confirm, chat_row, language_of, may_change_chat, read_confirmation, refuse_unless_admin, reply, reply_error,
+    services,
 )
 from bot.parsing import BadInput, parse_language
 from bot.render import LANGUAGES, render
-from storage import chat_settings, outbox, subscriptions
-from storage.db import transaction
+from storage import privacy, subscriptions
 
 
 async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -23,20 +23,11 @@ async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except BadInput as error:
         await reply_error(update, context, error, "language")
         return
-    if not await may_change_chat(update, context):
-        await reply(update, context, "errors", kind="group_admins_only", command="language")
+    if await refuse_unless_admin(update, context, "language"):
         return
     chat = await chat_row(update, context)
     await services(context).store.run(subscriptions.set_language, chat["id"], code)
     await reply(update, context, "language", lang=code, name=LANGUAGES[code])
-
-
-def _forget_chat(db, chat_id: int) -> int:
-    """The chat's row, its watches and every message queued or sent to it, at once."""
-    with transaction(db):
-        outbox.forget_chat(db, chat_id)
-        chat_settings.forget(db, chat_id)
-        return subscriptions.forget_chat(db, chat_id)
 
 
 FORGET_PREFIX = "fg"
@@ -60,7 +51,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     store = services(context).store
     chat = update.effective_chat
     forget_chat = await may_change_chat(update, context)
-    removed_watches = await store.run(_forget_chat, chat.id) if forget_chat else 0
+    removed_watches = await store.run(privacy.forget_chat, chat.id) if forget_chat else 0
     forgotten_reports = await signals.forget(services(context), update.effective_user.id)
     text = render("forgotten", lang, chat_forgotten=forget_chat, watches=removed_watches,
                   reports=forgotten_reports, group=chat.type != "private")

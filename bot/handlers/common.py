@@ -29,12 +29,17 @@ def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.application.bot_data["services"]
 
 
-async def chat_row(update: Update, context: ContextTypes.DEFAULT_TYPE) -> dict:
-    """The chat's stored row, created on first contact (language from the sender's Telegram language)."""
+def chat_identity(update: Update) -> tuple[int, str, str]:
+    """(chat id, chat type, starting language): what a chat's row is created with on first contact —
+    its language from the sender's Telegram language."""
     chat = update.effective_chat
     user = update.effective_user
-    language = normalise_language(user.language_code if user else None)
-    return await services(context).store.run(subscriptions.ensure_chat, chat.id, chat.type, language)
+    return chat.id, chat.type, normalise_language(user.language_code if user else None)
+
+
+async def chat_row(update: Update, context: ContextTypes.DEFAULT_TYPE) -> dict:
+    """The chat's stored row, created on first contact."""
+    return await services(context).store.run(subscriptions.ensure_chat, *chat_identity(update))
 
 
 async def language_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:

@@ -1,16 +1,14 @@
-"""Crowd reports in chat: /report (typed in full, or filled in with buttons), and admins' review of
-the signals they make: /signals, /confirm ID [note], /dismiss ID. Thin: parse (bot/report_form.py)
-→ call (bot/signals.py) → render → reply; the keyboards are drawn here.
+"""Crowd reports in chat: /report, typed in full or filled in with buttons (admins review the signals
+they make in bot/handlers/admin.py). Thin: parse (bot/report_form.py) → call (bot/signals/) → render
+→ reply; the keyboards are drawn here.
 
 Reporters stay safe here: the reporter's chat is never stored by /report (in a private chat its id
-is the user's id); the user's id goes no further than bot/signals.py, which keeps a pseudonym only.
+is the user's id); the user's id goes no further than bot/signals/, which keeps a pseudonym only.
 """
 
 from __future__ import annotations
 
 import html
-import re
-import time
 from dataclasses import replace
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -20,7 +18,8 @@ from telegram.ext import ContextTypes
 
 from bot import catalog, signals
 from bot.crowd import Rules
-from bot.handlers.common import language_of, refuse_unless_bot_admin, reply, reply_error, services
+from bot.clock import unix
+from bot.handlers.common import language_of, reply, reply_error, services
 from bot.parsing import BadInput, check_length
 from bot.render import country_title, render
 from bot.report_form import CANCEL, FORM_TTL, ReportDraft, encode, form_countries, next_step, parse_report, read_button, signer
@@ -95,12 +94,16 @@ async def _chat_countries(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     return list(dict.fromkeys([*countries, *(country for country, _ in watched)]))
 
 
+def _now(context: ContextTypes.DEFAULT_TYPE) -> int:
+    return unix(services(context).clock())
+
+
 def _signer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int):
-    return signer(services(context).pseudonyms, chat_id, user_id, int(time.time()))
+    return signer(services(context).pseudonyms, chat_id, user_id, _now(context))
 
 
 async def _submit(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: ReportDraft) -> Outcome:
-    return await signals.submit(services(context), update.effective_user.id, draft, int(time.time()))
+    return await signals.submit(services(context), update.effective_user.id, draft, _now(context))
 
 
 async def report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -151,7 +154,7 @@ async def report_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await query.answer(_label(lang, "invalid"), show_alert=True)
         return
     chat_id, user_id = query.message.chat.id, update.effective_user.id
-    meaning, value = read_button(services(context).pseudonyms, chat_id, user_id, query.data, int(time.time()))
+    meaning, value = read_button(services(context).pseudonyms, chat_id, user_id, query.data, _now(context))
     if meaning == "invalid":
         await query.answer(_label(lang, "invalid"), show_alert=True)
         return
@@ -174,54 +177,3 @@ async def report_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     outcome = await _submit(update, context, draft)
     await _edit(query, render("report_done", lang, **_done_values(draft, outcome, signals.rules_of(services(context)))))
     await query.answer(_label(lang, outcome.verdict))
-
-
-# -- admins: /signals, /confirm, /dismiss ------------------------------------------------------
-
-
-def _signal_id(args: list[str]) -> int | None:
-    if not args:
-        return None
-    text = args[0].lstrip("#")
-    return int(text) if text.isdigit() and len(text) < 10 else None
-
-
-def _note_of(text: str) -> str | None:
-    """The admin's note as typed after `/confirm ID` (spacing and lines kept)."""
-    parts = re.split(r"\s+", text.strip(), maxsplit=2)
-    return parts[2].strip()[:1000] if len(parts) > 2 and parts[2].strip() else None
-
-
-async def list_signals(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if await refuse_unless_bot_admin(update, context, "signals"):
-        return
-    views, total = await signals.pending(services(context))
-    await reply(update, context, "signals", views=views, total=total)
-
-
-async def _decide(update: Update, context: ContextTypes.DEFAULT_TYPE, command: str) -> None:
-    if await refuse_unless_bot_admin(update, context, command):
-        return
-    text = update.effective_message.text or ""
-    signal_id = _signal_id(context.args or [])
-    if signal_id is None:
-        await reply(update, context, "signal_reply", kind="no_id", command=command, signal_id=None, count=0, note=None)
-        return
-    try:
-        check_length(text)
-    except BadInput as error:
-        await reply_error(update, context, error, command)
-        return
-    note = _note_of(text) if command == "confirm" else None
-    lang = await language_of(update, context) if command == "confirm" else None
-    outcome, count = await signals.review(services(context), command, signal_id, note, int(time.time()),
-                                          update.effective_user.id, lang)
-    await reply(update, context, "signal_reply", kind=outcome, command=command, signal_id=signal_id, count=count, note=note)
-
-
-async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _decide(update, context, "confirm")
-
-
-async def dismiss(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _decide(update, context, "dismiss")

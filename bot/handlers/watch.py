@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import time
 
@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot import buttons, catalog, watch_form
 from bot.handlers.common import (
-    answer_confirmation, ask_to_confirm, chat_row, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
+    answer_confirmation, ask_to_confirm, chat_identity, chat_row, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
     reply, reply_error, send_html, services, zone_of,
 )
 from bot.parsing import BadInput, WatchRequest, check_length, parse_status, parse_watch, split_args
@@ -33,9 +33,7 @@ def _share(context: ContextTypes.DEFAULT_TYPE, request: WatchRequest) -> str:
 async def _add(update: Update, context: ContextTypes.DEFAULT_TYPE, request: WatchRequest) -> tuple[str, str]:
     """Subscribe the chat; (the watch_added text in the chat's language and zone, its language)."""
     store = services(context).store
-    chat = await chat_row(update, context)
-    added = await store.run(subscriptions.add_watches, chat["id"], request.country.code, request.platforms)
-    await store.run(subscriptions.set_last_country, chat["id"], request.country.code)
+    chat, added = await store.run(subscriptions.watch, *chat_identity(update), request.country.code, request.platforms)
     statuses = await store.run(load_statuses, request.country.code, request.platforms)
     text = render(
         "watch_added",
@@ -244,7 +242,7 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     store = services(context).store
     statuses = await store.run(load_statuses, request.country.code, request.platforms)
     platform = request.platforms[0] if len(request.platforms) == 1 else None
-    since = datetime.now(timezone.utc) - FINDINGS_SHOWN_FOR
+    since = services(context).clock() - FINDINGS_SHOWN_FOR
     recent = await store.run(findings.recent_findings, request.country.code, platform, since)
     if platform is None and not request.all_platforms:  # several named: their findings and the country-wide ones
         recent = [f for f in recent if f["platform"] in (None, *request.platforms)]
