@@ -113,7 +113,9 @@ async def test_invalid_markup_is_refused_at_preview(admin_bot, text, reason):
 
 
 async def test_broadcast_needs_a_country_and_a_text(admin_bot):
-    assert "Which country?" in (await admin_bot.say("/broadcast", chat_id=ADMIN)).text
+    usage = (await admin_bot.say("/broadcast", chat_id=ADMIN)).text
+    assert "Which country, and what should it say?" in usage
+    assert "/broadcast AZ tiktok TikTok is blocked on Azercell since 14:00" in usage  # the example has a text
     assert "What should it say?" in (await admin_bot.say("/broadcast AZ tiktok", chat_id=ADMIN)).text
     assert "Unknown country" in (await admin_bot.say("/broadcast Atlantis all down", chat_id=ADMIN)).text
 
@@ -144,3 +146,24 @@ async def test_a_finding_shows_in_status_afterwards(admin_bot):
     assert "Blocked on Delta since noon" in status.text
     other = await admin_bot.say("/status AZ whatsapp", chat_id=CAROL)
     assert "Blocked on Delta" not in other.text
+
+
+async def test_the_preview_keeps_the_line_break_after_the_admins_text(admin_bot):
+    reply, _ = await preview(admin_bot, "/broadcast AZ tiktok Blocked on Delta")
+    lines = reply.result["text"].splitlines()
+    closing = len(lines) - 1 - lines[::-1].index("——————")
+    assert closing > 1 and lines[closing - 1].endswith("Blocked on Delta")  # the text, then the rule on its own line
+
+
+@pytest.mark.parametrize("lang, admin_words, user_words", [
+    ("en", "For the bot's admins", "Follow a country"),
+    ("ru", "Для администраторов бота", "Подписаться на страну"),
+])
+async def test_admins_see_their_commands_in_help_and_others_do_not(admin_bot, lang, admin_words, user_words):
+    await admin_bot.say(f"/language {lang}", chat_id=ADMIN)
+    await admin_bot.say(f"/language {lang}", chat_id=ALICE)
+    mine = (await admin_bot.say("/help", chat_id=ADMIN)).text
+    assert admin_words in mine and user_words in mine
+    assert all(command in mine for command in ("/broadcast AZ tiktok", "/signals", "/confirm 12", "/dismiss 12", "/stats"))
+    theirs = (await admin_bot.say("/help", chat_id=ALICE)).text
+    assert user_words in theirs and admin_words not in theirs and "/signals" not in theirs
