@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from telegram import Update
 from telegram.ext import ContextTypes
 
@@ -18,7 +16,7 @@ async def _settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> chat_
 
 async def timezone_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = " ".join(context.args or [])
-    now = datetime.now(timezone.utc)
+    now = services(context).clock()
     if not text:
         settings = await _settings(update, context)
         await reply(update, context, "chat_clock", kind="zone_now", zone_name=settings.zone or UTC_NAME, now=now)
@@ -39,7 +37,7 @@ async def quiet(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = " ".join(context.args or [])
     settings = await _settings(update, context)
     zone = settings.zone or UTC_NAME
-    now = datetime.now(timezone.utc)
+    now = services(context).clock()
     if not text:
         await reply(update, context, "chat_clock", kind="quiet_now", window=settings.quiet, zone_name=zone, now=now)
         return
