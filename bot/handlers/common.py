@@ -4,7 +4,7 @@ and the group-admin check."""
 from __future__ import annotations
 
 import logging
-import time
+from bot.clock import unix
 
 from telegram import Chat, Update
 from telegram.constants import ChatMemberStatus, ParseMode
@@ -122,7 +122,7 @@ CONFIRM_TTL = 600  # seconds
 async def ask_to_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, prefix: str, lang: str, **values) -> None:
     """Send templates/confirm.html (its `kind` says what would happen) with Confirm and Cancel buttons."""
     chat_id, user_id = update.effective_chat.id, update.effective_user.id
-    expires = int(time.time()) + CONFIRM_TTL
+    expires = unix(services(context).clock()) + CONFIRM_TTL
     sign = lambda payload: buttons.sign(services(context).pseudonyms, prefix, chat_id, user_id, payload, expires)  # noqa: E731
     keyboard = InlineKeyboardMarkup([[
         InlineKeyboardButton(render_plain("confirm", lang, kind=f"{values['kind']}_button"), callback_data=sign("ok")),
@@ -138,7 +138,7 @@ def read_confirmation(update: Update, context: ContextTypes.DEFAULT_TYPE, prefix
     if query.message is None or update.effective_user is None:
         return "invalid"
     meaning, payload = buttons.read(services(context).pseudonyms, prefix, query.message.chat.id,
-                                    update.effective_user.id, query.data, int(time.time()))
+                                    update.effective_user.id, query.data, unix(services(context).clock()))
     if meaning != "ok":
         return meaning
     return {"ok": "ok", "x": "cancel"}.get(payload, "invalid")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import time
+from bot.clock import unix
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot import buttons, catalog, watch_form
 from bot.handlers.common import (
-    answer_confirmation, ask_to_confirm, chat_identity, chat_row, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
+    answer_confirmation, ask_to_confirm, chat_identity, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
     reply, reply_error, send_html, services, zone_of,
 )
 from bot.parsing import BadInput, WatchRequest, check_length, parse_status, parse_watch, split_args
@@ -76,7 +76,7 @@ async def watch_words(update: Update, context: ContextTypes.DEFAULT_TYPE, words:
 
 
 def _signer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int):
-    expires = int(time.time()) + watch_form.FORM_TTL
+    expires = unix(services(context).clock()) + watch_form.FORM_TTL
     pseudonyms = services(context).pseudonyms
     return lambda payload: buttons.sign(pseudonyms, watch_form.CALLBACK_PREFIX, chat_id, user_id, payload, expires)
 
@@ -142,7 +142,7 @@ async def watch_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await query.answer(_label(lang, "invalid"), show_alert=True)
         return
     chat_id, user_id = query.message.chat.id, update.effective_user.id
-    meaning, payload = buttons.read(services(context).pseudonyms, watch_form.CALLBACK_PREFIX, chat_id, user_id, query.data, int(time.time()))
+    meaning, payload = buttons.read(services(context).pseudonyms, watch_form.CALLBACK_PREFIX, chat_id, user_id, query.data, unix(services(context).clock()))
     step = watch_form.read_payload(payload) if meaning == "ok" and payload != watch_form.CANCEL else None
     if meaning == "invalid" or (meaning == "ok" and payload != watch_form.CANCEL and step is None):
         await query.answer(_label(lang, "invalid"), show_alert=True)
