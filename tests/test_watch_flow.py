@@ -155,13 +155,15 @@ async def test_unwatch_all_asks_first_and_cancel_keeps_everything(bot):
     assert "was not watching anything" in (await bot.say("/unwatch all")).text  # nothing to confirm
 
 
-async def test_a_confirmation_expires(bot, monkeypatch):
+async def test_a_confirmation_expires(bot):
     await bot.say("/watch AZ tiktok")
     asked = await bot.say("/unwatch all")
-    import bot.handlers.common as common
+    from datetime import timedelta
 
-    real = common.time.time
-    monkeypatch.setattr(common.time, "time", lambda: real() + common.CONFIRM_TTL + 1)
+    from bot.clock import system_clock
+    from bot.handlers.common import CONFIRM_TTL
+
+    bot.services.clock = lambda: system_clock() + timedelta(seconds=CONFIRM_TTL + 1)  # the question is left too long
     expired, _ = await bot.press(asked, 0)
     assert "expired" in expired.text
     assert await watches_of(bot, 100) == [("AZ", "tiktok")]
