@@ -84,7 +84,7 @@ def _positive(name: str, value: str, kind: type = float) -> float | int:
 def _listen(value: str) -> Address:
     host, _, port = value.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]:8080
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (tests)
         raise ConfigError(f"LISTEN must be host:port such as 127.0.0.1:8080 or 0.0.0.0:8080, not {value!r}")
     return Address(host, int(port))
 

@@ -93,7 +93,8 @@ class WebServer:
             self._runner = None
             raise ConfigError(f"LISTEN {self.listen} cannot be used: {error.strerror or error}") from None
         self.started = self.clock()
-        log.info("serving /healthz%s on http://%s", f" and the webhook at {self.webhook.path}" if self.webhook else "", self.listen)
+        host, port = self._runner.addresses[0][:2]  # the port chosen when LISTEN's was 0
+        log.info("serving /healthz%s on http://%s", f" and the webhook at {self.webhook.path}" if self.webhook else "", Address(host, port))
 
     async def stop(self) -> None:
         if self._runner is not None:
