@@ -58,6 +58,7 @@ class Platform:
     aliases: tuple[str, ...]  # ("fb", "messenger") for facebook
     tests: tuple[str, ...]  # OONI app tests standing for it; () for web-only platforms
     domains: tuple[str, ...]  # web hostnames from the global test list and known extras, sorted
+    source: str = "ooni"  # who measures it: "ooni" (blocking) or "ioda" (internet outages)
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ class _PlatformSpec:
     services: tuple[str, ...]  # OONI seed services (target_id prefixes) that belong to it
     extra_domains: tuple[str, ...]  # matched with their subdomains and listed as domains themselves
     extra_hosts: tuple[str, ...]  # listed as domains even when no test list has them
+    source: str = "ooni"
 
 
 # In the contract's order.
@@ -257,6 +259,8 @@ _SPECS = (
     _PlatformSpec("twitter", "Twitter/X", ("x",), (), ("twitter",), (), ("twitter.com", "x.com", "t.co")),
     _PlatformSpec("tor", "Tor", (), ("tor", "vanilla_tor", "torsf"), ("tor",), (), ("torproject.org", "www.torproject.org")),
     _PlatformSpec("psiphon", "Psiphon", (), ("psiphon",), (), ("psiphon.ca",), ()),
+    # not a service OONI measures: IODA's outage signals for the whole country and its networks
+    _PlatformSpec("internet", "Internet", ("shutdown", "outage"), (), (), (), (), source="ioda"),
 )
 
 _TEST_PLATFORM = {test: spec.name for spec in _SPECS for test in spec.tests}
@@ -347,7 +351,7 @@ def _hosts_of(platform: str, hosts: Iterable[str]) -> set[str]:
 
 def _build_platform(spec: _PlatformSpec) -> Platform:
     domains = _hosts_of(spec.name, _global_hostnames()) | set(spec.extra_domains) | set(spec.extra_hosts)
-    return Platform(spec.name, spec.title, spec.aliases, spec.tests, tuple(sorted(domains)))
+    return Platform(spec.name, spec.title, spec.aliases, spec.tests, tuple(sorted(domains)), spec.source)
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from bot.catalog import (
     suggest_platform,
 )
 
-CONTRACT_ORDER = ["tiktok", "whatsapp", "telegram", "signal", "facebook", "instagram", "youtube", "twitter", "tor", "psiphon"]
+CONTRACT_ORDER = ["tiktok", "whatsapp", "telegram", "signal", "facebook", "instagram", "youtube", "twitter", "tor", "psiphon", "internet"]
 BYTEDANCE_CDNS = {"tiktokcdn.com", "tiktokcdn-us.com", "ttwstatic.com", "byteoversea.com", "ibytedtos.com", "bytedapm.com"}
 
 

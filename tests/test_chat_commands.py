@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from bot import notifier
+from bot import catalog, notifier
 from storage import subscriptions
 from tests.conftest import ADMIN
 
@@ -41,7 +41,7 @@ async def test_country_by_code_or_name_in_any_case_and_no_platform_means_all(bot
     reply = await bot.say(f"/watch {country}")
     assert "Watching Azerbaijan (AZ)" in reply.text
     watched = await watches_of(bot, 100)
-    assert len(watched) == 10 and {p for _, p in watched} >= {"tiktok", "whatsapp", "psiphon"}
+    assert len(watched) == len(catalog.PLATFORMS) == 11 and {p for _, p in watched} >= {"tiktok", "whatsapp", "psiphon"}
 
 
 async def test_aliases_and_repeats(bot):
