@@ -1,10 +1,11 @@
-"""`blockwatch backtest`: replay OONI history through the live detector and print the events it raises.
+"""`blockwatch backtest`: replay OONI (and IODA) history through the live detectors and print the events it raises.
 
 It fetches hourly history for [--since, --until) from `OONI_API_URL` (`--until` is exclusive, as
 in the OONI API), then steps a simulated clock from --since to --until by --step hours (default
 POLL_INTERVAL) and at each step hands `detect()` the observations whose hour has ended by then —
 never one that has not, so an event comes no sooner than a live poller could have raised it.
-It uses no Telegram and never opens the bot's database: the detector's state lives in memory.
+`--platform internet` replays IODA's alerts from `IODA_API_URL` through the outage detector the
+same way (bot/outage.py), each step given the alerts raised by then. It uses no Telegram and never opens the bot's database: the detector's state lives in memory.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import sys
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import TextIO
 
 from bot import catalog
@@ -22,6 +24,8 @@ from bot.config import Settings
 from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
 from bot.observations import Observation
 from bot.sources.base import Source, SourceError
+from bot.outage import PLATFORM as OUTAGE_PLATFORM, OutageAlert, OutageEvent, detect_outage
+from bot.sources.ioda import IodaSource
 from bot.sources.ooni import OoniSource
 from bot.notifier import event_text
 
@@ -104,7 +108,7 @@ def replay(
         k += 1
 
 
-def print_events(events: list[Event], as_json: bool, out: TextIO) -> None:
+def print_events(events: list, as_json: bool, out: TextIO) -> None:
     for event in events:
         if as_json:
             print(json.dumps(event.to_json(), ensure_ascii=False), file=out)
@@ -121,24 +125,55 @@ async def backtest_command(settings: Settings, args: argparse.Namespace, out: Te
     except BadArguments as error:
         print(f"blockwatch backtest: {error}", file=sys.stderr)
         return 2
-    source = OoniSource(settings.ooni_api_url)
-    try:
-        events = await backtest(source, country.code, platforms, since, until, step)
-    except SourceError as error:
-        print(f"blockwatch backtest: could not fetch the history from OONI ({settings.ooni_api_url}): {error}", file=sys.stderr)
-        return 1
-    finally:
-        await source.close()
+    # a platform's source follows from the catalog: OONI for blocking, IODA for `internet`
+    runs: list[tuple[Source, str, list[str], Callable]] = []
+    blocking = [p for p in platforms if catalog.PLATFORMS[p].source == "ooni"]
+    if blocking:
+        runs.append((OoniSource(settings.ooni_api_url), settings.ooni_api_url, blocking, replay))
+    if any(catalog.PLATFORMS[p].source == "ioda" for p in platforms):
+        runs.append((IodaSource(settings.ioda_api_url), settings.ioda_api_url, [OUTAGE_PLATFORM], replay_outages))
+    events: list[Event | OutageEvent] = []
+    for source, url, names, replayer in runs:
+        try:
+            events += await backtest(source, country.code, names, since, until, step, replayer)
+        except SourceError as error:
+            print(f"blockwatch backtest: could not fetch the history from {source.name} ({url}): {error}", file=sys.stderr)
+            return 1
+        finally:
+            await source.close()
+    events.sort(key=lambda e: e.time)  # stable: each source's events keep their order
     print_events(events, args.json, out)
     return 0
 
 
+def replay_outages(
+    alerts: list[OutageAlert], country: str, platforms: list[str], start: datetime, end: datetime, step: timedelta,
+) -> list[OutageEvent]:
+    """Every outage event stepping a clock from `start` (exclusive) to `end` (inclusive) by `step`, each
+    step given the alerts IODA had raised by then (those before `start` at the first: an outage already on)."""
+    pending = sorted(alerts, key=lambda a: a.time)
+    state, events, fed, k = None, [], 0, 1
+    while True:
+        now = min(start + k * step, end)
+        j = fed
+        while j < len(pending) and pending[j].time <= now:
+            j += 1
+        state, new = detect_outage(state, pending[fed:j], now, country=country)
+        fed = j
+        events += new
+        if now >= end:
+            return events
+        k += 1
+
+
 async def backtest(
-    source: Source[Observation], country: str, platforms: list[str], since: date, until: date, step: timedelta
-) -> list[Event]:
-    """The events `source`'s history of [since, until) raises, replayed on a clock stepping by `step`."""
+    source: Source, country: str, platforms: list[str], since: date, until: date, step: timedelta,
+    replayer: Callable = replay,
+) -> list:
+    """The events `source`'s history of [since, until) raises, replayed (`replayer`: its kind's detector)
+    on a clock stepping by `step`."""
     observations = await source.history(country, platforms, since, until)
-    events = replay(observations, country, platforms, _midnight(since), _midnight(until), step)
+    events = replayer(observations, country, platforms, _midnight(since), _midnight(until), step)
     log.info(
         "backtest %s %s %s → %s (until exclusive), step %s: %d records from %d requests to %s, %d events",
         country, ",".join(platforms), since, until, step, len(observations), source.requests_made, source.name, len(events),

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 PUBLIC_OONI_API = "https://api.ooni.io"
+PUBLIC_IODA_API = "https://api.ioda.inetintel.cc.gatech.edu/v2"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -43,6 +44,7 @@ class Settings:
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     ooni_api_url: str = PUBLIC_OONI_API
+    ioda_api_url: str = PUBLIC_IODA_API
     database_path: Path = Path("data/blockwatch.db")
     admin_ids: frozenset[int] = frozenset()
     poll_interval: float = 900
@@ -139,6 +141,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         kwargs["telegram_api_url"] = _url("TELEGRAM_API_URL", v)
     if (v := get("OONI_API_URL")) is not None:
         kwargs["ooni_api_url"] = _url("OONI_API_URL", v)
+    if (v := get("IODA_API_URL")) is not None:
+        kwargs["ioda_api_url"] = _url("IODA_API_URL", v)
     if (v := get("DATABASE_PATH")) is not None:
         kwargs["database_path"] = Path(v)
     if (v := get("ADMIN_IDS")) is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot import catalog
 from bot.detector import Event
+from bot.outage import OutageEvent
 from bot.render import DEFAULT_LANGUAGE, TELEGRAM_LIMIT, normalise_language, render, telegram_length, to_terminal
 from bot.sources.links import chart_link
 from storage import events as event_store
@@ -28,9 +29,11 @@ LIST_LIMITS = ((8, 3), (5, 3), (3, 2), (1, 1))
 NAME_CHARS = 40  # a registered network name can be a paragraph; the ASN identifies it anyway
 
 
-def alert_values(event: Event) -> dict[str, Any]:
+def alert_values(event: Event | OutageEvent) -> dict[str, Any]:
     """What the alert templates show for an event: names looked up, links built (no language yet)."""
     country = catalog.find_country(event.country) or catalog.Country(event.country, event.country)
+    if isinstance(event, OutageEvent):
+        return _outage_values(event, country)
     platform = catalog.PLATFORMS[event.platform]
     last = event.ended or event.time
     return {
@@ -54,6 +57,22 @@ def alert_values(event: Event) -> dict[str, Any]:
     }
 
 
+def _outage_values(event: OutageEvent, country: catalog.Country) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "country": country,
+        "platform": catalog.PLATFORMS[event.platform],
+        "asns": _named(event.asns),
+        "signals": list(event.signals),
+        "since": event.since,
+        "time": event.time,
+        "ended": event.ended,
+        "duration": event.duration,
+        "evidence": list(event.evidence),
+        "chart": chart_link(event.country, event.platform, event.since, event.ended or event.time),
+    }
+
+
 def _named(asns: Iterable[int]) -> list[tuple[int, str | None]]:
     named = []
     for asn in asns:
@@ -64,7 +83,7 @@ def _named(asns: Iterable[int]) -> list[tuple[int, str | None]]:
     return named
 
 
-def render_alert(event: Event, lang: str = DEFAULT_LANGUAGE, zone: str | None = None) -> str:
+def render_alert(event: Event | OutageEvent, lang: str = DEFAULT_LANGUAGE, zone: str | None = None) -> str:
     """The alert for an event in a language and a chat's time zone, in Telegram HTML, always within Telegram's 4096 characters."""
     values = alert_values(event)
     return render_fitting(f"alert_{event.kind}", lang, zone=zone, **values)
@@ -79,7 +98,7 @@ def render_fitting(template: str, lang: str, *, zone: str | None = None, **value
     raise ValueError(f"{template} does not fit in {TELEGRAM_LIMIT} characters even with the shortest lists")
 
 
-def queue_event(db, event: Event) -> int:
+def queue_event(db, event: Event | OutageEvent) -> int:
     """Record the event and queue its alert for every active chat watching its country and platform.
 
     One transaction: the event row, one rendered message per (language, time zone) the watchers
@@ -141,6 +160,6 @@ def languages_of(db, chat_ids: list[int]) -> dict[int, str]:
     return {chat_id: normalise_language(known.get(chat_id, (None, False))[0]) for chat_id in chat_ids}
 
 
-def event_text(event: Event, lang: str = "en") -> str:
+def event_text(event: Event | OutageEvent, lang: str = "en") -> str:
     """The alert the bot would send for an event, as a terminal shows it (poll --once, backtest)."""
     return to_terminal(render_alert(event, lang))

@@ -191,19 +191,19 @@ def _check(state: OutageState, at: datetime, hold: timedelta, now: datetime, eve
     state.asns = tuple(sorted(asns))
     if opening:
         events.append(OutageEvent(
-            "outage", state.country, now, state.since, state.asns, _signals(state), state.links[:3],
+            "outage", state.country, now, state.since, state.asns, signals_of(state), state.links[:3],
         ))
 
 
 def _restored(state: OutageState, now: datetime, ended: datetime, link: str) -> OutageEvent:
     assert state.since is not None
     links = tuple(dict.fromkeys((*state.links[:2], *((link,) if link else ()))))
-    event = OutageEvent("restored", state.country, now, state.since, state.asns, _signals(state), links, ended=ended)
+    event = OutageEvent("restored", state.country, now, state.since, state.asns, signals_of(state), links, ended=ended)
     state.since, state.asns, state.drops, state.links = None, (), {}, ()
     return event
 
 
-def _signals(state: OutageState) -> tuple[tuple[str, float | None], ...]:
+def signals_of(state: OutageState) -> tuple[tuple[str, float | None], ...]:
     """(datasource, deepest drop) of the country's signals that went down, else of its networks'."""
     scope = "country" if any(k.startswith("country:") for k in state.drops) else "asn"
     return tuple((name, state.drops[f"{scope}:{name}"]) for name in SIGNALS if f"{scope}:{name}" in state.drops)

@@ -31,13 +31,17 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
+from bot import catalog
 from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
 from bot.notifier import event_text, queue_event
 from bot.observations import Observation
+from bot.outage import OutageAlert, OutageEvent, detect_outage
 from bot.services import Services
 from bot.sources.base import Source, SourceError
+from bot.sources.ioda import IodaSource
 from bot.sources.ooni import OoniSource
 from storage.db import Store, data_version, transaction
+from storage.outages import load_outage, save_outage
 from storage.states import load_state, save_state
 from storage.subscriptions import watched_pairs
 
@@ -52,9 +56,10 @@ class PollResult:
     finished: datetime
     countries: int  # countries polled
     requests: int  # HTTP requests sent to OONI, retries included
-    errors: int  # countries whose data could not be had (their state was kept)
-    events: list[Event] = field(default_factory=list)
+    errors: int  # countries whose data could not be had from a source (their state was kept)
+    events: list[Event | OutageEvent] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # the country codes behind `errors`
+    outage_requests: int = 0  # HTTP requests sent to IODA, retries included
 
     @property
     def succeeded(self) -> bool:
@@ -131,8 +136,23 @@ def _apply(
     return events
 
 
+def _apply_outage(db: sqlite_utils.Database, country: str, alerts: list[OutageAlert], now: datetime) -> list[OutageEvent]:
+    """One country's IODA alerts folded into its outage state, saved, and its events queued — all or nothing (DB thread)."""
+    with transaction(db):
+        state, events = detect_outage(load_outage(db, country), alerts, now, country=country)
+        save_outage(db, state)
+        for event in events:
+            queue_event(db, event)
+    return events
+
+
 class Poller:
-    """Polls OONI for every watched country, one cycle at a time; `last` is the latest cycle's result."""
+    """Polls the sources for every watched country, one cycle at a time; `last` is the latest cycle's result.
+
+    OONI (`source`) for the watched blocking platforms; IODA (`outages`) for every watched country,
+    so that its OONI platforms read "no measurements: internet outage" while one lasts — its alerts
+    go to the chats watching `internet`. Given no source at all it makes both from the settings, one
+    HTTP session each for its life; given only `source`, it asks IODA nothing."""
 
     def __init__(
         self,
@@ -140,11 +160,20 @@ class Poller:
         source: Source[Observation] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         thresholds: Thresholds = DEFAULT,
+        outages: Source[OutageAlert] | None = None,
     ):
         self.services = services
-        # one source (one HTTP session, one memory of details fetched) for the life of the process
-        self.source = source if source is not None else OoniSource(services.settings.ooni_api_url)
-        self._own_source = source is None
+        settings = services.settings
+        # one source each (one HTTP session, one memory of what was fetched) for the life of the process
+        self._owned: list[Source] = []
+        if source is None and outages is None:
+            source, outages = OoniSource(settings.ooni_api_url), IodaSource(settings.ioda_api_url)
+            self._owned = [source, outages]
+        elif source is None:
+            source = OoniSource(settings.ooni_api_url)
+            self._owned = [source]
+        self.source: Source[Observation] = source
+        self.outages: Source[OutageAlert] | None = outages
         self.clock = clock
         self.thresholds = thresholds
         self.last: PollResult | None = None
@@ -168,26 +197,21 @@ class Poller:
         pairs = await store.run(watched_pairs)
         if not pairs:
             if not self._warned_idle:
-                log.warning("nothing is watched yet: the poller asks OONI nothing until a chat sends /watch")
+                log.warning("nothing is watched yet: the poller asks the sources nothing until a chat sends /watch")
                 self._warned_idle = True
         else:
             self._warned_idle = False
         self.states.keep_only(pairs)
+        blocking = {cc: sorted(p for p in ps if catalog.PLATFORMS[p].source == "ooni") for cc, ps in pairs.items()}
         requests_before = self.source.requests_made
-        events: list[Event] = []
-        failed: list[str] = []
-        for country in sorted(pairs):
-            platforms = sorted(pairs[country])
-            now = self.clock()
-            try:
-                observations = await self.source.observe(country, platforms, now)
-                events += await store.run(_apply, self.states, country, platforms, observations, now, self.thresholds)
-            except SourceError as error:
-                failed.append(country)  # its state stays as it was: missing data is never an unblock
-                log.debug("%s: no data this cycle (%s)", country, error)
-            except Exception as error:  # one country's bad luck must not stop the others
-                failed.append(country)
-                self._log_fault(f"polling {country}", error)
+        outage_requests_before = self.outages.requests_made if self.outages is not None else 0
+        # the two sources are asked side by side: a slow IODA never holds back a blocking alert
+        (events, failed), (outage_events, outage_failed) = await asyncio.gather(
+            self._poll_blocking({cc: ps for cc, ps in blocking.items() if ps}),
+            self._poll_outages(sorted(pairs)),
+        )
+        events = [*events, *outage_events]
+        failed = sorted(set(failed) | set(outage_failed))
         for event in events:
             log.info("event: %s", json.dumps(event.to_json(), ensure_ascii=False))
         if events:
@@ -200,6 +224,7 @@ class Poller:
             errors=len(failed),
             events=events,
             failed=failed,
+            outage_requests=(self.outages.requests_made - outage_requests_before) if self.outages is not None else 0,
         )
         self.last = result
         if result.succeeded:
@@ -210,6 +235,47 @@ class Poller:
             result.countries, result.requests, len(events), ", ".join(failed) or "none",
         )
         return result
+
+    async def _poll_blocking(self, pairs: dict[str, list[str]]) -> tuple[list[Event], list[str]]:
+        """OONI, country by country: observe, then detect, save and queue in one transaction."""
+        events: list[Event] = []
+        failed: list[str] = []
+        for country, platforms in sorted(pairs.items()):
+            now = self.clock()
+            try:
+                observations = await self.source.observe(country, platforms, now)
+                events += await self.services.store.run(_apply, self.states, country, platforms, observations, now, self.thresholds)
+            except SourceError as error:
+                failed.append(country)  # its state stays as it was: missing data is never an unblock
+                log.debug("%s: no data this cycle (%s)", country, error)
+            except Exception as error:  # one country's bad luck must not stop the others
+                failed.append(country)
+                self._log_fault(f"polling {country}", error)
+        return events, failed
+
+    async def _poll_outages(self, countries: list[str]) -> tuple[list[OutageEvent], list[str]]:
+        """IODA, country by country (two requests each, whatever the watchers): alerts folded into the outage state."""
+        events: list[OutageEvent] = []
+        failed: list[str] = []
+        if self.outages is None:
+            return events, failed
+        for country in countries:
+            now = self.clock()
+            try:
+                alerts = await self.outages.observe(country, [catalog.PLATFORMS["internet"].name], now)
+                events += await self.services.store.run(_apply_outage, country, alerts, now)
+            except SourceError as error:
+                failed.append(country)  # the outage state stays: no answer is never "restored"
+                log.debug("%s: no IODA data this cycle (%s)", country, error)
+            except Exception as error:
+                failed.append(country)
+                self._log_fault(f"polling IODA for {country}", error)
+        return events, failed
+
+    async def close(self) -> None:
+        """Close the sources this poller made (their HTTP sessions)."""
+        for source in self._owned:
+            await source.close()
 
     async def run(self) -> None:
         """Poll forever, a cycle every POLL_INTERVAL seconds (counted from each cycle's start)."""
@@ -223,18 +289,18 @@ class Poller:
                     self._log_fault("poll cycle", error)
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
         finally:
-            if self._own_source:
-                await self.source.close()
+            await self.close()
 
 
 async def poll_once_command(services: Services) -> int:
     """`blockwatch poll --once`: one cycle, events printed and queued for the running bot's sender.
 
     Exit 0, or 1 when every watched country failed."""
+    poller = Poller(services)
     try:
-        async with OoniSource(services.settings.ooni_api_url) as source:
-            result = await Poller(services, source).poll_once()
+        result = await poller.poll_once()
     finally:
+        await poller.close()
         await services.store.close()
     for event in result.events:
         print(event_text(event) + "\n")
@@ -244,6 +310,8 @@ async def poll_once_command(services: Services) -> int:
     )
     if result.failed:
         line += f" (no data from {', '.join(result.failed)})"
+    if result.countries:
+        line += f"; {result.outage_requests} requests to IODA"
     if not result.countries:
         line += " — nothing is watched: a chat must send /watch first"
     print(line)

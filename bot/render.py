@@ -165,6 +165,12 @@ def _number_filter(context, value):
 
 
 @jinja2.pass_context
+def _percent_filter(context, value):
+    """0.85 → "85%" / "85 %" (IODA's drops below normal); "?" when IODA gave no numbers."""
+    return "?" if value is None else babel.numbers.format_percent(value, locale=normalise_language(_language_of(context)))
+
+
+@jinja2.pass_context
 def _country_filter(context, country):
     return country_title(country, _language_of(context))
 
@@ -187,6 +193,7 @@ def environment() -> jinja2.Environment:
     env.filters["duration"] = _duration_filter
     env.filters["number"] = _number_filter
     env.filters["country"] = _country_filter
+    env.filters["percent"] = _percent_filter
     return env
 
 

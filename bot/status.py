@@ -1,6 +1,9 @@
-"""The current status of a country and platform as users see it: the read model of the detector's stored state.
+"""The current status of a country and platform as users see it: the read model of the detectors' stored states.
 
-Links come from the sources (bot/sources/links.py; evidence links are in the state as the source gave them)."""
+One picture: while IODA sees the country's internet down, an OONI platform with no measurements
+since the outage began reads "no measurements: internet outage since …" — never unblocked or
+unknown — and its own state shows again once measurements come back. Links come from the sources
+(bot/sources/links.py; evidence links are in the states as the sources gave them)."""
 
 from __future__ import annotations
 
@@ -8,14 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot import catalog
+from bot.outage import OutageState, signals_of
 from bot.sources.links import chart_link
+from storage.outages import load_outage
 from storage.states import load_state
 
 @dataclass(frozen=True)
 class PlatformStatus:
     country: catalog.Country
     platform: catalog.Platform
-    state: str  # "blocked" | "ok" | "unknown" (no data yet)
+    state: str  # "blocked" | "ok" | "unknown" (no data yet) | "outage" (internet) | "no_measurements" (OONI during an outage)
     networks: tuple[tuple[int, str | None], ...] = ()  # blocked ASNs with their names
     since: datetime | None = None
     method: str | None = None
@@ -25,13 +30,19 @@ class PlatformStatus:
     measurements: int = 0
     evidence: tuple[str, ...] = ()  # evidence links, as the source gave them
     checked: datetime | None = None  # the newest data the detector saw
-    chart: str | None = None  # the chart of the block on the source's site (blocked only)
+    chart: str | None = None  # the chart of the block or outage on the source's site
+    signals: tuple[tuple[str, float | None], ...] = ()  # outage: IODA's signals down, with how far below normal
 
 
-def platform_status(country_code: str, platform_name: str, state) -> PlatformStatus:
-    """`state` is the detector's BlockState for the pair, or None when the poller has not seen it yet."""
+def platform_status(country_code: str, platform_name: str, state, outage: OutageState | None = None) -> PlatformStatus:
+    """`state` is the detector's BlockState for the pair, or None when the poller has not seen it yet;
+    `outage` the country's OutageState (IODA), or None when IODA was not asked yet."""
     country = catalog.find_country(country_code)
     platform = catalog.PLATFORMS[platform_name]
+    if platform.source == "ioda":
+        return _internet_status(country, platform, outage)
+    if outage is not None and outage.on and not _measured_since(state, outage.since):
+        return PlatformStatus(country, platform, "no_measurements", since=outage.since)
     if state is None or getattr(state, "last_data", None) is None:
         return PlatformStatus(country, platform, "unknown")
     asns = tuple(state.blocked_asns)
@@ -54,6 +65,27 @@ def platform_status(country_code: str, platform_name: str, state) -> PlatformSta
     )
 
 
+def _internet_status(country: catalog.Country, platform: catalog.Platform, outage: OutageState | None) -> PlatformStatus:
+    if outage is None or outage.checked is None:
+        return PlatformStatus(country, platform, "unknown")
+    if not outage.on:
+        return PlatformStatus(country, platform, "ok", checked=outage.checked)
+    return PlatformStatus(
+        country, platform, "outage", networks=tuple((asn, catalog.network_name(asn)) for asn in outage.asns),
+        since=outage.since, evidence=outage.links[:3], checked=outage.checked, signals=signals_of(outage),
+        chart=chart_link(country.code, platform.name, outage.since, outage.checked),
+    )
+
+
+def _measured_since(state, since) -> bool:
+    """Whether the detector got measurements that began at or after `since` (pieces of a filling day
+    start at the sighting before their growth, so a piece with data after `since` starts there)."""
+    if state is None:
+        return False
+    return any(b.valid and b.start >= since for net in state.networks.values() for b in net.buckets.values())
+
+
 def load_statuses(db, country: str, platforms) -> list[PlatformStatus]:
     """Statuses for several platforms of one country (runs on the DB thread)."""
-    return [platform_status(country, platform, load_state(db, country, platform)) for platform in platforms]
+    outage = load_outage(db, country)
+    return [platform_status(country, platform, load_state(db, country, platform), outage) for platform in platforms]

@@ -293,7 +293,17 @@ def _rebuild(conn, table: str, definition: str, time_columns: tuple[str, ...], i
 
 
 # The order they apply in: a new table family adds its set at the end.
-MIGRATIONS = (subscriptions, states, events, outbox, reports, findings, chat_settings, times)
+# -- internet outages (IODA) ---------------------------------------------------------------------
+
+outages = sqlite_utils.Migrations("outages")
+
+
+@outages()
+def create_outage_states(db: sqlite_utils.Database) -> None:
+    db["outage_states"].create({"country": str, "data": str, "updated_at": int}, pk="country", not_null={"data", "updated_at"})
+
+
+MIGRATIONS = (subscriptions, states, events, outbox, reports, findings, chat_settings, times, outages)
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -21,6 +21,7 @@ from bot.backtest import replay
 from bot.sources.ooni import OoniSource
 from storage.db import Store
 from storage.subscriptions import add_watches, ensure_chat
+from tests.fakes.ioda import FakeIoda, uganda_alerts
 from tests.fakes.ooni import FakeOoni, az_tiktok_episode, load_fastpath_background
 
 UTC = timezone.utc
@@ -41,10 +42,10 @@ def background():
     return load_fastpath_background()
 
 
-async def blockwatch(*args: str, ooni: str, cwd, database) -> tuple[int, str, str]:
+async def blockwatch(*args: str, ooni: str, cwd, database, ioda: str = "http://127.0.0.1:9") -> tuple[int, str, str]:
     """Run `python -m bot …` with only our settings in its environment; (exit code, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_", "POLL_"))}
-    env.update(OONI_API_URL=ooni, DATABASE_PATH=str(database), LOG_LEVEL="WARNING")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "IODA_", "DATABASE_", "POLL_"))}
+    env.update(OONI_API_URL=ooni, IODA_API_URL=ioda, DATABASE_PATH=str(database), LOG_LEVEL="WARNING")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -131,11 +132,13 @@ async def test_backtest_of_the_real_background_rows_raises_nothing(tmp_path, bac
         counts[row["probe_cc"]] = counts.get(row["probe_cc"], 0) + 1
     busiest = max(counts, key=counts.get)
     platforms = [arg for name in catalog.PLATFORMS for arg in ("--platform", name)]
-    async with FakeOoni(background) as fake:
+    async with FakeOoni(background) as fake, FakeIoda() as ioda:  # every platform, `internet` too: IODA quiet
         code, out, err = await blockwatch(
             "backtest", "--country", busiest, *platforms, "--since", "2024-01-01", "--until", "2024-01-02",
-            "--step", "0.25", "--json", ooni=fake.url, cwd=tmp_path, database=tmp_path / "db.sqlite",
+            "--step", "0.25", "--json", ooni=fake.url, ioda=ioda.url, cwd=tmp_path, database=tmp_path / "db.sqlite",
         )
+        assert len(ioda.requests) == 2  # the country's alerts and its networks'
+
         assert (code, out) == (0, ""), err
         # and every other country of the rows, in-process through the same source and replay
         async with OoniSource(fake.url) as source:
@@ -196,3 +199,37 @@ async def test_an_ooni_failure_exits_1_with_one_line_and_no_events(tmp_path, epi
     # the source's own warning may come first (its log); the command's word on it is one last line
     assert err.strip().splitlines()[-1].startswith("blockwatch backtest: could not fetch the history from OONI"), err
     assert "Traceback" not in err
+
+
+async def test_backtest_of_the_uganda_shutdown_gives_outage_and_restored_as_the_contract_says(tmp_path):
+    cc, rows = uganda_alerts()
+    async with FakeIoda({cc: rows}) as ioda, FakeOoni() as ooni:
+        code, out, err = await blockwatch(
+            "backtest", "--country", "UG", "--platform", "shutdown", "--since", "2026-01-12", "--until", "2026-01-19",
+            "--step", "0.25", "--json", ooni=ooni.url, ioda=ioda.url, cwd=tmp_path, database=tmp_path / "db.sqlite",
+        )
+        assert code == 0, err
+        assert ooni.requests == []  # internet outages are IODA's alone
+        windows = {(q["from"], q["until"]) for _, q in ioda.requests}
+        assert windows == {(str(int(at("2026-01-05T00:00:00Z").timestamp())), str(int(at("2026-01-18T23:59:59Z").timestamp())))}
+        plain_code, plain, _ = await blockwatch(
+            "backtest", "--country", "Uganda", "--platform", "internet", "--since", "2026-01-12", "--until", "2026-01-19",
+            ooni=ooni.url, ioda=ioda.url, cwd=tmp_path, database=tmp_path / "db.sqlite",
+        )
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["kind"], line["time"]) for line in lines] == [
+        ("outage", "2026-01-13T16:00:00Z"),  # an hour after the first network went critical (15:00)
+        ("restored", "2026-01-17T21:30:00Z"),  # the telescope, last back, recovered at 21:30
+    ]
+    outage, restored = lines
+    for line in lines:
+        assert list(line)[:7] == ["time", "country", "platform", "kind", "asns", "method", "evidence"]
+        assert (line["country"], line["platform"], line["method"]) == ("UG", "internet", None)
+        assert line["evidence"] and all(link.startswith("https://ioda.inetintel.cc.gatech.edu/") for link in line["evidence"])
+    assert outage["asns"] == [37075]  # at 16:00 only Airtel had been down an hour
+    assert restored["asns"] == [20294, 21491, 37075]
+    assert restored["since"] == "2026-01-13T15:00:00Z" and restored["duration_seconds"] == (4 * 24 + 6) * 3600 + 30 * 60
+    assert plain_code == 0 and not (tmp_path / "db.sqlite").exists()  # nothing written to the bot's database
+    assert "Internet outage — Uganda (UG)" in plain and "Internet restored — Uganda (UG)" in plain
+    assert "active probing (networks that answer) 85% below normal" in plain
+    assert "It lasted 4 days, 6 hours" in plain

@@ -27,6 +27,7 @@ from storage.db import Store
 from storage.events import recent_events
 from storage.states import load_state
 from storage.subscriptions import add_watches, ensure_chat
+from tests.fakes.ioda import FakeIoda
 from tests.fakes.ooni import AZ_BLOCKED_ASNS, AZ_OK_ASNS, FakeOoni, az_tiktok_episode, PublishingClock, no_sleep
 from tests.harness import running_bot
 
@@ -362,12 +363,12 @@ async def test_a_cycle_costs_at_most_three_requests_per_country(tmp_path, rows):
 
 
 async def test_the_loop_logs_a_failing_cycle_once_goes_on_and_stops_cleanly(tmp_path, rows, caplog):
-    async with FakeOoni() as fake:
+    async with FakeOoni() as fake, FakeIoda() as ioda:
         clock = PublishingClock(fake, rows, BLOCK_START + timedelta(hours=12))
         store = await open_store(tmp_path / "bw.db")
         try:
             await store.run(lambda db: db.execute("alter table watches rename to watches_away"))  # every cycle fails
-            poller = Poller(services_for(store, fake, poll_interval=0.01), clock=clock)
+            poller = Poller(services_for(store, fake, poll_interval=0.01, ioda_api_url=ioda.url), clock=clock)
             with caplog.at_level(logging.DEBUG, logger="bot.poller"):
                 task = asyncio.create_task(poller.run())
                 await asyncio.sleep(0.3)
@@ -377,15 +378,15 @@ async def test_the_loop_logs_a_failing_cycle_once_goes_on_and_stops_cleanly(tmp_
 
                 await store.run(lambda db: db.execute("alter table watches_away rename to watches"))
                 for _ in range(100):  # the loop recovers by itself: the next cycles poll and detect
-                    if kinds := await store.run(stored_kinds):
+                    if (kinds := await store.run(stored_kinds)) and poller.last is not None:
                         break
                     await asyncio.sleep(0.02)
                 assert kinds == ["blocked"] and poller.last.errors == 0
-                session = poller.source.client.session
+                sessions = [poller.source.client.session, poller.outages.client.session]
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
-            assert session is not None and session.closed  # cancelling it closed its HTTP session
+            assert all(s is not None and s.closed for s in sessions)  # cancelling it closed both sources' HTTP sessions
         finally:
             await store.close()
 
@@ -398,8 +399,8 @@ async def test_poll_once_cli_prints_the_event_and_queues_it(tmp_path):
     store = await open_store(database)
     await store.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_", "POLL_"))}
-    async with FakeOoni(rows) as fake:
-        env.update(OONI_API_URL=fake.url, DATABASE_PATH=str(database), LOG_LEVEL="WARNING")
+    async with FakeOoni(rows) as fake, FakeIoda() as ioda:
+        env.update(OONI_API_URL=fake.url, IODA_API_URL=ioda.url, DATABASE_PATH=str(database), LOG_LEVEL="WARNING")
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "poll", "--once", cwd=tmp_path, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -409,7 +410,7 @@ async def test_poll_once_cli_prints_the_event_and_queues_it(tmp_path):
     assert process.returncode == 0, err
     assert "TikTok — Azerbaijan (AZ): signs of blocking" in out
     assert "AS29049 Delta Telecom" in out and "(https://explorer.ooni.org/m/" in out
-    assert out.strip().splitlines()[-1].startswith("poll: 1 countries, 3 requests to OONI, 0 errors, 1 events")
+    assert out.strip().splitlines()[-1] == "poll: 1 countries, 3 requests to OONI, 0 errors, 1 events; 2 requests to IODA"
     store = await Store.open(database)
     try:
         kinds = await store.run(stored_kinds)
@@ -425,25 +426,27 @@ async def test_poll_once_cli_exits_1_when_every_country_fails(tmp_path):
     store = await open_store(database)
     await store.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_", "POLL_"))}
-    async with FakeOoni() as fake:
+    async with FakeOoni() as fake, FakeIoda() as ioda:
         fake.fail_next(1, status=400)  # refused: not retried, so the test stays quick
-        env.update(OONI_API_URL=fake.url, DATABASE_PATH=str(database), LOG_LEVEL="ERROR")
+        ioda.fail_next(1, status=400)
+        env.update(OONI_API_URL=fake.url, IODA_API_URL=ioda.url, DATABASE_PATH=str(database), LOG_LEVEL="ERROR")
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "poll", "--once", cwd=tmp_path, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 1, err.decode()
-    assert out.decode().strip() == "poll: 1 countries, 1 requests to OONI, 1 errors, 0 events (no data from AZ)"
+    assert out.decode().strip() == "poll: 1 countries, 1 requests to OONI, 1 errors, 0 events (no data from AZ); 1 requests to IODA"
 
 
 async def test_a_watching_chat_gets_the_blocked_alert_from_the_running_bot(telegram, tmp_path):
     """End to end: /watch in a chat → the poller (every 0.2 s) finds the block → the sender delivers it."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     rows = az_tiktok_episode(today - timedelta(days=1), today + timedelta(days=1), after=timedelta(0))
-    async with FakeOoni(rows) as fake:
+    async with FakeOoni(rows) as fake, FakeIoda() as ioda:
         async with running_bot(
             telegram, tmp_path / "bw.db", polling=True, sending=True, poll_interval=0.2, ooni_api_url=fake.url,
+            ioda_api_url=ioda.url,
         ) as bot:
             reply = await bot.say("/watch AZ tiktok", chat_id=100)
             assert "Watching Azerbaijan (AZ): TikTok" in reply.text

@@ -14,6 +14,7 @@ import aiohttp
 from telegram import Update
 
 from bot.health import health
+from tests.fakes.ioda import FakeIoda
 from tests.fakes.ooni import FakeOoni
 from tests.fakes.telegram import FakeTelegram
 from tests.test_run_process import free_port, say, start_bot, stop
@@ -75,9 +76,9 @@ async def wait_health(url: str, status: int, timeout: float = 30) -> dict:
 async def test_healthz_goes_stale_while_ooni_fails_and_recovers(tmp_path):
     port = free_port()
     healthz = f"http://127.0.0.1:{port}/healthz"
-    async with FakeTelegram() as fake, FakeOoni() as ooni:
+    async with FakeTelegram() as fake, FakeOoni() as ooni, FakeIoda() as ioda:
         process = await start_bot(fake, tmp_path / "bw.db", tmp_path, LISTEN=f"127.0.0.1:{port}",
-                                  OONI_API_URL=ooni.url, POLL_INTERVAL="1")
+                                  OONI_API_URL=ooni.url, IODA_API_URL=ioda.url, POLL_INTERVAL="1")
         try:
             assert "Watching Azerbaijan (AZ): TikTok" in (await say(fake, "/watch AZ tiktok")).text
             ok = await wait_health(healthz, 200)

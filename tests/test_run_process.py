@@ -18,10 +18,11 @@ def free_port() -> int:
 
 async def start_bot(fake: FakeTelegram, database, cwd, **settings: str):
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_", "WEBHOOK_", "LISTEN"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "IODA_", "DATABASE_", "WEBHOOK_", "LISTEN"))},
         "TELEGRAM_BOT_TOKEN": fake.token,
         "TELEGRAM_API_URL": fake.url,
         "OONI_API_URL": "http://127.0.0.1:9",  # nothing listens: polls fail quietly, never crash
+        "IODA_API_URL": "http://127.0.0.1:9",
         "DATABASE_PATH": str(database),
         "POLL_INTERVAL": "3600",
         "LISTEN": f"127.0.0.1:{free_port()}",

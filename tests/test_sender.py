@@ -256,10 +256,11 @@ async def test_a_refused_message_fails_alone_and_the_chats_next_one_goes(telegra
 
 async def start_bot(fake: FakeTelegram, database, cwd, send_rate=4):
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "DATABASE_", "SEND_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OONI_", "IODA_", "DATABASE_", "SEND_"))},
         "TELEGRAM_BOT_TOKEN": fake.token,
         "TELEGRAM_API_URL": fake.url,
         "OONI_API_URL": "http://127.0.0.1:9",  # nothing listens: the poller finds nothing, quietly
+        "IODA_API_URL": "http://127.0.0.1:9",
         "DATABASE_PATH": str(database),
         "POLL_INTERVAL": "3600",
         "SEND_RATE": str(send_rate),
