@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import watch_form
+from bot import catalog, watch_form
 from storage import subscriptions
 from tests.fakes.telegram import BOT_USERNAME
 
@@ -90,7 +90,7 @@ async def test_the_form_speaks_the_chats_language_and_all_platforms_is_one_tap(b
     assert which in form.text
     await bot.press(form, 0)
     done, _ = await bot.press(_as_call(form, bot.fake.message(100, form.result["message_id"])), everything)
-    assert len(await watches_of(bot, 100)) == 10 and "?start=watch_" in done.text
+    assert len(await watches_of(bot, 100)) == len(catalog.PLATFORMS) == 11 and "?start=watch_" in done.text
 
 
 async def test_done_with_nothing_chosen_cancel_and_another_persons_press_change_nothing(bot):
