@@ -15,7 +15,7 @@ import signal
 from urllib.parse import urlparse
 
 from telegram import Bot, Update
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
 from bot.app import build_application, build_services
@@ -59,10 +59,7 @@ async def _serve(settings: Settings, store: Store, stop: asyncio.Event) -> None:
             if webhook is not None:
                 await _set_webhook(application, settings.webhook_url, webhook.secret_token)
             else:
-                await application.updater.start_polling(
-                    allowed_updates=Update.ALL_TYPES,
-                    error_callback=lambda error: application.create_task(application.process_error(error=error, update=None)),
-                )
+                await application.updater.start_polling(allowed_updates=Update.ALL_TYPES, error_callback=_polling_error(application))
             await application.start()
             await stop.wait()
         finally:
@@ -76,6 +73,24 @@ async def _serve(settings: Settings, store: Store, stop: asyncio.Event) -> None:
     finally:
         await server.stop()
     log.info("Blockwatch stopped")
+
+
+def _polling_error(application: Application):
+    """What a failed getUpdates does: a 409 Conflict (another process polls with this token) is said
+    once, in words an operator acts on; anything else goes to the error handler, as PTB's run_polling does."""
+    said = False
+
+    def on_error(error: TelegramError) -> None:
+        nonlocal said
+        if isinstance(error, Conflict):
+            if not said:
+                log.error("another process is taking this bot's updates (409 Conflict from getUpdates): "
+                          "only one Blockwatch may run per token — stop the other one; logged once")
+                said = True
+            return
+        application.create_task(application.process_error(error=error, update=None))
+
+    return on_error
 
 
 def _feeder(application: Application):

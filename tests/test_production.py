@@ -150,3 +150,20 @@ async def test_webhook_mode_takes_updates_only_with_its_secret_token(tmp_path):
         assert code == 0, output
         assert "Traceback" not in output
         assert fake.webhook["secret_token"] not in output  # the token never reaches the log
+
+
+async def test_a_second_instance_on_the_same_token_is_named_once(tmp_path):
+    async with FakeTelegram() as fake:
+        first = await start_bot(fake, tmp_path / "a.db", tmp_path)
+        second = None
+        try:
+            await fake.wait_for("deleteWebhook", timeout=20)  # polling starts next (a long poll is recorded when it ends)
+            second = await start_bot(fake, tmp_path / "b.db", tmp_path)
+            # each long poll ends the other's with 409, as Telegram does: let that happen many times
+            await fake.wait_for(lambda call: call.method == "getUpdates" and call.status == 409, count=3, timeout=30)
+        finally:
+            outputs = [await stop(process) for process in (first, second) if process is not None]
+    for code, output in outputs:
+        assert code == 0, output
+        assert output.count("only one Blockwatch may run per token") == 1, output
+        assert "a handler failed" not in output and "Traceback" not in output
