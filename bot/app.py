@@ -25,7 +25,8 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import report_form, watch_form, signals
+from bot import report_form, signals, watch_form
+from bot.chat_jobs import ChatJobs
 from bot.config import Settings
 from bot.handlers import admin, chat, clock, fallback, membership, report, start, watch
 from bot.poller import Poller
@@ -48,6 +49,9 @@ def build_services(settings: Settings, store: Store, *, sending: bool = True, po
     if sending:
         services.sender = Sender(store, rate=settings.send_rate)  # its bot is the Application's (build_application)
         services.background.append(services.sender.run)
+    services.chat_jobs = ChatJobs(services)
+    if sending:  # summaries and digests are queued only where something sends them
+        services.background.append(services.chat_jobs.run)
     services.background.append(lambda: signals.upkeep_loop(services))  # sweeps for signals, purges old reports
     return services
 
@@ -95,6 +99,10 @@ def add_handlers(application: Application) -> None:
         ("forgetme",): chat.forget_me,
         ("timezone",): clock.timezone_command,
         ("quiet",): clock.quiet,
+        ("mute",): clock.mute,
+        ("unmute",): clock.unmute,
+        ("digest",): clock.digest,
+        ("history",): watch.history,
         ("report",): report.report,
         ("signals",): admin.list_signals,
         ("confirm",): admin.confirm,

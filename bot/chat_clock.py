@@ -150,3 +150,19 @@ def digest_due(now: datetime, zone_name: str | None, at: str | None, last_day: s
         return None
     today = local.date()
     return None if last_day is not None and last_day >= today.isoformat() else today
+
+
+MAX_MUTE = timedelta(days=30)
+_DURATION = re.compile(r"^(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?$", re.I)
+
+
+def parse_duration(text: str) -> timedelta:
+    """"30m", "6h", "2d", "1h30m" → a length of time up to 30 days; BadClock("bad_duration") otherwise."""
+    match = _DURATION.match(text.strip())
+    if not match or not any(match.groups()):
+        raise BadClock("bad_duration", text)
+    days, hours, minutes = (int(group or 0) for group in match.groups())
+    length = timedelta(days=days, hours=hours, minutes=minutes)
+    if not timedelta(minutes=1) <= length <= MAX_MUTE:
+        raise BadClock("bad_duration", text)
+    return length

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot import catalog
+from bot.clock import unix
 from bot.detector import Event
 from bot.outage import OutageEvent
 from bot.render import DEFAULT_LANGUAGE, TELEGRAM_LIMIT, normalise_language, render, telegram_length, to_terminal
@@ -117,7 +118,9 @@ def queue_event(db, event: Event | OutageEvent) -> int:
         for (lang, zone), (stored_languages, stored_zones) in sorted(groups.items()):
             text = render_alert(event, lang, zone or None)
             message_id = outbox.add_message(db, f"alert_{event.kind}", lang, text, ref=f"event:{event_id}")
-            queued += outbox.deliver_to_watchers(db, message_id, event.country, event.platform, stored_languages, stored_zones)
+            # a chat that muted the pair gets nothing now: its summary, when the mute ends, tells it (bot/chat_jobs.py)
+            queued += outbox.deliver_to_watchers(db, message_id, event.country, event.platform, stored_languages, stored_zones,
+                                                 unmuted_at=unix(event.time))
     return queued
 
 

@@ -94,3 +94,27 @@ def parse_language(args: list[str]) -> str:
         if code in (known, name.lower()):
             return known
     raise BadInput("unknown_language", text=args[0])
+
+
+@dataclass(frozen=True)
+class MuteRequest:
+    country: catalog.Country | None  # None: every watch of the chat
+    platform: str | None  # None: every platform of the country
+    words_of_duration: str
+
+
+def parse_mute(args: list[str]) -> MuteRequest:
+    """`/mute [CC [platform]] DURATION`: the duration is the last word (checked by bot/chat_clock.py)."""
+    words = split_args(args)
+    if not words:
+        raise BadInput("no_duration")
+    if len(words) > MAX_COUNTRY_WORDS + 2:
+        raise BadInput("too_many_arguments", count=len(words))
+    *place, duration = words
+    if not place:
+        return MuteRequest(None, None, duration)
+    country, rest = parse_country(place)
+    platforms = parse_platforms(rest)
+    if len(platforms) > 1:
+        raise BadInput("too_many_arguments", count=len(words))
+    return MuteRequest(country, platforms[0] if platforms else None, duration)

@@ -12,6 +12,7 @@ from bot.pseudonym import Pseudonyms
 from storage.db import Store
 
 if TYPE_CHECKING:  # the poller and the sender import this module
+    from bot.chat_jobs import ChatJobs
     from bot.poller import Poller
     from bot.sender import Sender
 
@@ -23,6 +24,7 @@ class Services:
     pseudonyms: Pseudonyms  # reporters' keyed pseudonyms and the report form's signatures (secret beside the database)
     sender: Sender | None = None  # drains the outbox; None where nothing sends queued messages (console, poll --once)
     poller: Poller | None = None  # polls the sources; /stats shows its last cycle
+    chat_jobs: ChatJobs | None = None  # mute summaries and daily digests; /unmute ends mutes through it
     # loops that live as long as the bot (the poller, the sender, the reports' upkeep): started after start-up, cancelled at stop
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # what handlers and the crowd workflow read as "now" (tests set it instead of rewriting stored times)

@@ -76,3 +76,54 @@ def with_digest(db: sqlite_utils.Database) -> list[tuple[int, ChatSettings]]:
 
 def forget(db: sqlite_utils.Database, chat_id: int) -> None:
     db.execute("delete from chat_settings where chat_id = ?", [chat_id])
+
+
+# --- mutes: alerts of a chat's watches held back until a time, then summed up in one message --------------
+
+
+@dataclass(frozen=True)
+class Mute:
+    chat_id: int
+    country: str  # '' = every country
+    platform: str  # '' = every platform
+    since: int  # Unix seconds, as every stored time
+    until: int
+
+
+# a chat is muted for a watch (the `watches` row of the query, joined with `chats`) while a mute covers it
+NOT_MUTED = (
+    "not exists (select 1 from mutes m where m.chat_id = chats.id and m.until > ? "
+    "and m.country in ('', watches.country) and m.platform in ('', watches.platform))"
+)
+
+
+def add_mute(db: sqlite_utils.Database, chat_id: int, country: str, platform: str, since: int, until: int) -> None:
+    """Mute (or extend); a mute already running keeps its start, so its summary covers the whole quiet time."""
+    db.execute(
+        "insert into mutes (chat_id, country, platform, since, until) values (?, ?, ?, ?, ?) "
+        "on conflict (chat_id, country, platform) do update set until = excluded.until",
+        [chat_id, country, platform, since, until],
+    )
+
+
+def mutes_of(db: sqlite_utils.Database, chat_id: int) -> list[Mute]:
+    return [Mute(*row) for row in db.execute(
+        "select chat_id, country, platform, since, until from mutes where chat_id = ? order by until", [chat_id]
+    ).fetchall()]
+
+
+def ended_mutes(db: sqlite_utils.Database, now: int) -> list[Mute]:
+    return [Mute(*row) for row in db.execute(
+        "select chat_id, country, platform, since, until from mutes where until <= ? order by until, chat_id", [now]
+    ).fetchall()]
+
+
+def remove_mute(db: sqlite_utils.Database, mute: Mute) -> bool:
+    """Delete it; False when another process already did (its summary is queued there)."""
+    return db.execute(
+        "delete from mutes where chat_id = ? and country = ? and platform = ?", [mute.chat_id, mute.country, mute.platform]
+    ).rowcount > 0
+
+
+def forget_mutes(db: sqlite_utils.Database, chat_id: int) -> None:
+    db.execute("delete from mutes where chat_id = ?", [chat_id])

@@ -82,10 +82,14 @@ def deliver_to_watchers(
     platform: str,
     languages: Iterable[str | None],
     zones: Iterable[str | None] | None = None,
+    unmuted_at: int | None = None,
 ) -> int:
     """One delivery of the message to every active chat watching the pair whose stored language is one of
-    `languages` and, when given, whose time zone is one of `zones` (the same chats as subscriptions.watchers,
-    chosen in SQL: 100,000 watchers stay on disk)."""
+    `languages`, whose time zone (when given) is one of `zones`, and (when `unmuted_at` is
+    given, Unix seconds) that has not muted the pair then (the same chats as subscriptions.watchers, chosen in SQL:
+    100,000 watchers stay on disk)."""
+    from storage.chat_settings import NOT_MUTED
+
     by_language, language_params = _one_of("chats.language", list(languages))
     where = f"chats.paused = 0 and watches.country = ? and watches.platform = ? and {by_language}"
     params = [message_id, now_unix(), country, platform, *language_params]
@@ -93,6 +97,9 @@ def deliver_to_watchers(
         by_zone, zone_params = _one_of("s.zone", list(zones))
         where += f" and {by_zone}"
         params += zone_params
+    if unmuted_at is not None:
+        where += f" and {NOT_MUTED}"
+        params.append(unmuted_at)
     cursor = db.execute(
         "insert into deliveries (message_id, chat_id, created_at) "
         "select ?, chats.id, ? from watches join chats on chats.id = watches.chat_id "

@@ -12,4 +12,5 @@ def forget_chat(db, chat_id: int) -> int:
     with transaction(db):
         outbox.forget_chat(db, chat_id)
         chat_settings.forget(db, chat_id)
+        chat_settings.forget_mutes(db, chat_id)
         return subscriptions.forget_chat(db, chat_id)

@@ -185,6 +185,18 @@ def create_chat_settings(db: sqlite_utils.Database) -> None:
     )
 
 
+@chat_settings()
+def create_mutes(db: sqlite_utils.Database) -> None:
+    # '' for country or platform: every country / every platform of the chat; since/until Unix seconds
+    db.execute(
+        "create table mutes ("
+        " chat_id integer not null, country text not null default '', platform text not null default '',"
+        " since integer not null, until integer not null,"
+        " primary key (chat_id, country, platform))"
+    )
+    db.execute("create index mutes_until on mutes (until)")
+
+
 
 # -- one representation of time ------------------------------------------------------------------
 

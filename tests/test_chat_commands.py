@@ -23,7 +23,8 @@ async def test_start_explains_with_examples_and_the_menu_is_set(bot):
     menus = {c.params.get("language_code"): c.params["commands"] for c in bot.fake.calls("setMyCommands")}
     assert set(menus) == {None, "az", "ru"}
     for menu in menus.values():
-        assert [c["command"] for c in menu] == ["watch", "unwatch", "watches", "status", "report", "language", "forgetme", "help"]
+        assert [c["command"] for c in menu] == ["watch", "unwatch", "watches", "status", "report", "history", "mute", "unmute",
+                                                    "digest", "timezone", "quiet", "language", "forgetme", "help"]
     assert menus["ru"][0]["description"].startswith("Получать оповещения")
     assert menus[None][0]["description"] == "Get alerts for a country: /watch AZ tiktok"
     assert (await bot.say("/help")).text == reply.text

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from babel.messages.pofile import read_po, write_po
 
-from bot import catalog, i18n
+from bot import catalog, i18n, recap
 from bot.detector import Event
 from bot.notifier import render_alert
 from bot.render import LANGUAGES, format_duration, format_number, format_time, render, telegram_length
@@ -91,9 +91,20 @@ SAMPLES = {
                    for kind in ("country", "platforms", "expired", "cancelled", "button_all", "button_done", "choose_one", "x")],
     "confirm": [dict(kind=kind, chat_forgotten=forgotten, watches=3, minutes=10)
                 for kind in ("forget", "unwatch_all", "forget_button", "cancel", "expired", "x") for forgotten in (True, False)],
-    "chat_clock": [dict(kind=kind, zone_name="Asia/Baku", now=T0, window=window, text="Mars")
-                   for kind in ("zone_set", "zone_now", "unknown_zone", "quiet_set", "quiet_now", "bad_window")
+    "chat_clock": [dict(kind=kind, zone_name="Asia/Baku", now=T0, window=window, text="Mars", at=window and "09:00",
+                        until=T0, country=AZ if window else None, platform=catalog.PLATFORMS["tiktok"], count=1 if window else 0)
+                   for kind in ("zone_set", "zone_now", "unknown_zone", "quiet_set", "quiet_now", "bad_window", "muted",
+                                "unmuted", "bad_duration", "digest_set", "digest_now", "bad_digest")
                    for window in ("23:00-07:00", None)],
+    "chat_recap": [dict(kind=kind, since=T0, until=T0, watches=3, limit=8, country=AZ, platform=None,
+                        lines=recap.lines([event(k).to_json() for k in ("blocked", "changed", "unblocked")], {("AZ", "tiktok")}),
+                        findings=[{"created_at": "2022-09-14T06:00:00Z", "platform": "tiktok", "text": "<b>x</b>"}],
+                        signals=[(AZ, catalog.PLATFORMS["whatsapp"], 5)]) for kind in ("mute", "digest")]
+                   + [dict(kind="digest", since=T0, until=T0, watches=0, limit=8, country=None, platform=None, lines=[], findings=[], signals=[])],
+    "history": [dict(country=AZ, blocks=recap.blocks([event(k).to_json() for k in ("blocked", "unblocked")], T0 + timedelta(days=3))
+                     + recap.blocks([event("blocked").to_json()], T0 + timedelta(days=3)),
+                     limit=10, days=90, since=T0, platforms=[catalog.PLATFORMS["tiktok"]]),
+                dict(country=AZ, blocks=[], limit=10, days=90, since=T0, platforms=[])],
 }
 ERROR_KINDS = [
     dict(kind="no_country", all_allowed=True), dict(kind="no_country"),
@@ -101,7 +112,7 @@ ERROR_KINDS = [
     dict(kind="unknown_platform", text="tiktk", suggestion="tiktok"), dict(kind="too_many_arguments"),
     dict(kind="too_long", length=5000, limit=300), dict(kind="no_language"), dict(kind="unknown_language", text="xx"),
     dict(kind="group_admins_only"), dict(kind="admins_only"), dict(kind="unknown_command"),
-    dict(kind="not_a_command"), dict(kind="not_text"), dict(kind="edited"), dict(kind="channel"), dict(kind="internal"),
+    dict(kind="not_a_command"), dict(kind="no_duration"), dict(kind="broadcast_usage"), dict(kind="not_text"), dict(kind="edited"), dict(kind="channel"), dict(kind="internal"),
 ]
 
 

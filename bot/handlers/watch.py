@@ -11,7 +11,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot import buttons, catalog, watch_form
+from bot import buttons, catalog, recap, watch_form
 from bot.handlers.common import (
     answer_confirmation, ask_to_confirm, chat_identity, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
     reply, reply_error, send_html, services, zone_of,
@@ -20,7 +20,7 @@ from bot.parsing import BadInput, WatchRequest, check_length, parse_status, pars
 from bot.render import country_title, render, render_plain
 from bot.report_form import form_countries
 from bot.status import load_statuses
-from storage import findings, subscriptions
+from storage import events, findings, subscriptions
 
 FINDINGS_SHOWN_FOR = timedelta(days=7)  # a journalist asking later still sees what admins confirmed
 
@@ -247,3 +247,27 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if platform is None and not request.all_platforms:  # several named: their findings and the country-wide ones
         recent = [f for f in recent if f["platform"] in (None, *request.platforms)]
     await reply(update, context, "status", country=request.country, statuses=statuses, findings=recent)
+
+
+HISTORY_DAYS = 90
+HISTORY_EVENTS = 2000  # a pair's events over 90 days are a handful; this bounds a pathological flapper
+
+
+async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/history CC [platform…]`: the blocks of the last 90 days, from the bot's own events."""
+    try:
+        check_length(update.effective_message.text)
+        request = parse_status(context.args or [])
+    except BadInput as error:
+        await reply_error(update, context, error, "history")
+        return
+    now = services(context).clock()
+    since = now - timedelta(days=HISTORY_DAYS)
+    platform = request.platforms[0] if len(request.platforms) == 1 else None
+    found = await services(context).store.run(
+        events.recent_events, None, request.country.code, platform, HISTORY_EVENTS
+    )
+    wanted = set(request.platforms)
+    shown = [b for b in recap.blocks([e for e in found if e["platform"] in wanted], now) if b.end is None or b.end >= since]
+    await reply(update, context, "history", country=request.country, blocks=shown, limit=10, days=HISTORY_DAYS, since=since,
+                platforms=[] if request.all_platforms else [catalog.PLATFORMS[p] for p in request.platforms])
