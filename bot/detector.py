@@ -32,12 +32,13 @@ buckets), `network` (one network judged: blocked, following its block, cleared),
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 # the detector's types, importable from here as before (bot/detection/ holds one job per module)
 from bot.detection.buckets import bucket_of, fold, prune, put
-from bot.detection.event import Event
-from bot.detection.network import follow_block, try_block, try_clear
+from bot.detection.event import ADDED, CLEARED, Change, Event
+from bot.detection.network import Candidate, candidate, follow_block, start_block, try_clear
+from bot.detection.pattern import zone_of
 from bot.detection.state import BLOCKED, OK, UNKNOWN, BlockState, NetworkBlock, NetworkState, common_method
 from bot.detection.thresholds import DEFAULT, Thresholds
 from bot.observations import Observation
@@ -113,15 +114,17 @@ def detect(
 
     window_start, retention_start = now - th.window, now - th.retention
     need_least = th.needed(th.min_valid)
+    zone = zone_of(country)
     ended: list[NetworkBlock] = []  # blocks of networks that cleared in this call
+    thin: list[tuple[NetworkState, Candidate]] = []  # passing the bar on one run's word: need a peer
     for asn, net in list(networks.items()):
         if net.status == BLOCKED:
             touched = True  # its numbers, evidence and tallies follow the block every call
             net.stored = None
             blocked_before.append(asn)
             prune(net, retention_start)
-            follow_block(net, now, th)
-            if (block := try_clear(net, now, th)) is not None:
+            follow_block(net, now, th, zone)
+            if (block := try_clear(net, now, th, zone)) is not None:
                 ended.append(block)
             else:
                 blocked_after.append(asn)
@@ -139,13 +142,32 @@ def detect(
         net.stored = None  # its data changed
         if net.expires is not None and net.expires <= window_start:
             prune(net, window_start)  # what is left is the window: the running sums are its totals
-        if net.signs_total >= need_least and try_block(net, now, th):
-            blocked_after.append(asn)
-            continue
-        net.anomalies, net.measurements = net.signs_total, net.valid_total
-        status = OK if net.valid_total >= th.min_valid else UNKNOWN
-        if status != net.status:
-            net.status, net.since = status, now
+        if net.signs_total >= need_least and (found := candidate(net, th)) is not None:
+            if found.corroborated:
+                start_block(net, found, now, th, zone)
+                blocked_after.append(asn)
+                continue
+            thin.append((net, found))
+        _judge_unblocked(net, now, th)
+    if thin:
+        # a thin network's peer may have had no new data this poll: networks passing the bar earlier count too
+        for asn, net in networks.items():
+            if net.status != BLOCKED and asn not in changed and net.signs_total >= need_least:
+                if net.expires is not None and net.expires <= window_start:
+                    prune(net, window_start)
+                    net.stored = None
+                if (found := candidate(net, th)) is not None:
+                    thin.append((net, found))
+    for net, found in thin:
+        # one run's word stands when another network shows the block near it: a second thin one, or
+        # a blocked one that showed itself within `peer_within`
+        peers = len(thin) > 1 or any(
+            networks[a].last_anomalous is not None and abs(networks[a].last_anomalous - found.first) <= th.peer_within
+            for a in blocked_after
+        )
+        if peers:
+            start_block(net, found, now, th, zone)
+            blocked_after.append(net.asn)
 
     before, after = tuple(sorted(blocked_before)), tuple(sorted(blocked_after))
     if not after:
@@ -156,17 +178,71 @@ def detect(
         state.blocked_since = min(s for s in starts if s is not None)
         state.intermittent = state.intermittent or any(state.networks[asn].intermittent for asn in after)
 
+    pending_before = len(state.pending)
     events: list[Event] = []
-    if after != before:
+    if before and after and after != before:
+        # a change waits, so changes close together go out as one message (Thresholds.changed_every)
+        if not state.pending:
+            state.pending_since = now
+        state.pending += [Change(a, ADDED, networks[a].since) for a in after if a not in before]
+        state.pending += [Change(b.asn, CLEARED, b.ended) for b in ended]
+    if after != before and not (before and after):
         events.append(_event(state, before, after, ended, blocked_since_before, intermittent_before, now))
+        state.pending, state.pending_since = [], None
+    elif state.pending and now >= max(state.pending_since, state.last_alert or state.pending_since) + th.changed_every:
+        changes = _net_changes(state.pending)
+        if changes:
+            events.append(_changed(state, after, changes, now))
+        state.pending, state.pending_since = [], None
+    if events:
+        state.last_alert = now
     # a network cleared while others stay blocked still belongs to this period's `unblocked`
     state.cleared_blocks = state.cleared_blocks + ended if after else []
     state.changed = (
         touched or bool(changed) or bool(events) or state.last_data != last_data_before
         or state.blocked_since != blocked_since_before or state.intermittent != intermittent_before
-        or len(state.cleared_blocks) != cleared_before
+        or len(state.cleared_blocks) != cleared_before or len(state.pending) != pending_before
     )
     return state, events
+
+
+def _judge_unblocked(net: NetworkState, now: datetime, th: Thresholds) -> None:
+    """A network that is not blocked: ok with enough data in the window, else unknown."""
+    net.anomalies, net.measurements = net.signs_total, net.valid_total
+    status = OK if net.valid_total >= th.min_valid else UNKNOWN
+    if status != net.status:
+        net.status, net.since = status, now
+
+
+def _net_changes(pending: list[Change]) -> tuple[Change, ...]:
+    """What the pending changes come to: a network that left and came back (or came and left) has not
+    changed; otherwise its latest change stands. Oldest first."""
+    by_asn: dict[int, list[Change]] = {}
+    for change in pending:
+        by_asn.setdefault(change.asn, []).append(change)
+    kept = [changes[-1] for changes in by_asn.values() if changes[0].kind == changes[-1].kind]
+    return tuple(sorted(kept, key=lambda c: (c.time or datetime.min.replace(tzinfo=timezone.utc), c.asn)))
+
+
+def _changed(state: BlockState, after: tuple[int, ...], changes: tuple[Change, ...], now: datetime) -> Event:
+    return Event(
+        kind="changed",
+        country=state.country,
+        platform=state.platform,
+        time=now,
+        asns=after,
+        added=tuple(c.asn for c in changes if c.kind == ADDED),
+        cleared=tuple(c.asn for c in changes if c.kind == CLEARED),
+        method=state.method,
+        since=state.blocked_since,
+        anomalies=state.anomalies,
+        measurements=state.measurements,
+        confirmed=state.confirmed,
+        intermittent=state.intermittent,
+        evidence=state.evidence,
+        changes=changes,
+        pattern=state.pattern,
+    )
 
 
 def _event(
@@ -180,6 +256,8 @@ def _event(
 ) -> Event:
     added = tuple(a for a in after if a not in before)
     cleared = tuple(a for a in before if a not in after)
+    if not after:  # clearings not announced yet (see Thresholds.changed_every) end with this event too
+        cleared = tuple(sorted(set(cleared) | {c.asn for c in state.pending if c.kind == CLEARED}))
     if not after:  # the last blocked network cleared: the whole period, every network it had
         blocks = sorted(state.cleared_blocks + ended, key=lambda b: b.asn)
         ends = [b.ended for b in blocks if b.ended]
@@ -217,4 +295,5 @@ def _event(
         confirmed=state.confirmed,
         intermittent=state.intermittent,
         evidence=state.evidence,
+        pattern=state.pattern,
     )

@@ -21,6 +21,7 @@ from bot.backtest import replay
 from bot.sources.ooni import OoniSource
 from storage.db import Store
 from storage.subscriptions import add_watches, ensure_chat
+from bot.detector import DEFAULT
 from tests.fakes.ioda import FakeIoda, uganda_alerts
 from tests.fakes.ooni import FakeOoni, az_tiktok_episode, load_fastpath_background
 
@@ -90,8 +91,9 @@ async def test_backtest_json_finds_the_az_tiktok_block_its_networks_and_its_end(
         assert event["measurements"] > 0 and event["anomalies"] >= 0.8 * event["measurements"], event
 
     last = events[-1]
-    # cleared only after a sustained stretch of OK data after the block's end (48 h, with slack)
-    assert at(last["time"]) >= BLOCK_END + timedelta(hours=36)
+    # cleared once the OK data after the block's end is as strong as what raised it: hours, not days
+    # (at least DEFAULT.clear_min_span of it, within DEFAULT.clear_within of the first clean measurement)
+    assert BLOCK_END + DEFAULT.clear_min_span <= at(last["time"]) <= BLOCK_END + DEFAULT.clear_within + timedelta(hours=1)
     assert at(last["ended"]) == BLOCK_END
     assert last["duration_seconds"] == (BLOCK_END - BLOCK_START).total_seconds()
     # the end names every network of the episode, and clears those still blocked until then

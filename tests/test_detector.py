@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.detection.event import Change
 from bot.detector import DEFAULT, BlockState, Event, Thresholds, detect
 from bot.observations import Observation
 
@@ -21,6 +22,15 @@ T0 = datetime(2022, 9, 10, tzinfo=UTC)  # days before the Azerbaijan TikTok bloc
 FASTPATH = Path(__file__).parent / "fixtures" / "ooni" / "fastpath_rows_2024-01-01.jsonl"
 
 AZERCELL, BAKINTERNET, DELTA, AZERONLINE = 29049, 41997, 31721, 28787
+
+
+# for tests of how buckets are kept, apart from the corroboration rule: one run's word is enough
+ONE_RUN = Thresholds(corroboration_gap=timedelta(0))
+
+
+def detect1(state, observations, now, thresholds=ONE_RUN, **kw):
+    """detect() with ONE_RUN thresholds: a single bucket's block, for tests of what happens next."""
+    return detect(state, observations, now, thresholds, **kw)
 
 
 def h(n: float) -> datetime:
@@ -233,25 +243,33 @@ def test_a_block_is_raised_on_the_first_poll_whose_data_shows_it():
     state, events = replay(az_2022(), 0, 80)
     assert [e.kind for _, e in events] == ["blocked"]
     when, event = events[0]
-    assert when == h(73)  # bucket 72 (the first anomalous one) arrived in the poll at 73:00
-    assert event.time == h(73)
+    # bucket 72 (the first anomalous one) is one probe run; the run of bucket 74, two hours later,
+    # corroborates it and arrives in the poll at 75:00
+    assert when == h(75)
+    assert event.time == h(75)
     assert event.asns == (AZERCELL,) and event.added == (AZERCELL,)
     assert event.method == "tls"
     assert event.since == h(72)
-    assert event.anomalies == 10 and event.measurements == 12  # the block's own data, not the OK before it
+    assert event.anomalies == 20 and event.measurements == 24  # the block's own data, not the OK before it
     assert event.confirmed is False and event.intermittent is False
-    assert event.evidence == (f"{h(72):%Y%m%d%H}_{AZERCELL}_0", f"{h(72):%Y%m%d%H}_{AZERCELL}_1",
-                              f"{h(72):%Y%m%d%H}_{AZERCELL}_2")
+    assert event.evidence == (f"{h(74):%Y%m%d%H}_{AZERCELL}_0", f"{h(74):%Y%m%d%H}_{AZERCELL}_1",
+                              f"{h(74):%Y%m%d%H}_{AZERCELL}_2")
     assert state.blocked_since == h(72) and state.blocked_asns == (AZERCELL,)
 
 
 def test_a_block_in_a_day_bucket_is_raised_on_the_first_poll_that_has_it():
+    # a day bucket may be one probe run: it decides with a second network's day, or alone once big
     day = obs(AZERCELL, T0, 7, 6, hours=24, method="tls")
     state, events = detect(None, [obs(AZERCELL, T0 - DAY, 9, 0, hours=24)], T0 + 2 * HOUR)
     assert events == []
     state, events = detect(state, [obs(AZERCELL, T0 - DAY, 9, 0, hours=24), day], T0 + 14 * HOUR)
-    assert [e.kind for e in events] == ["blocked"]
-    assert events[0].since == T0 and events[0].anomalies == 6 and events[0].measurements == 7
+    assert events == []  # one day bucket of one network: one run's word
+    state, events = detect(state, [day, obs(DELTA, T0, 6, 6, hours=24, method="tls")], T0 + 15 * HOUR)
+    assert [e.kind for e in events] == ["blocked"] and events[0].asns == (AZERCELL, DELTA)
+    assert events[0].since == T0 and events[0].anomalies == 12 and events[0].measurements == 13
+    big = obs(BAKINTERNET, T0, DEFAULT.lone_run_valid, DEFAULT.lone_run_valid, hours=24, method="tls")
+    state, events = detect(None, [big], T0 + 14 * HOUR)
+    assert [e.kind for e in events] == ["blocked"] and events[0].asns == (BAKINTERNET,)
 
 
 # --- a day bucket re-sent while it fills (the live source's UTC days) ----------------------------
@@ -287,14 +305,14 @@ def filling_days(runs, now: datetime, days=(0,)) -> list[Observation]:
     return out
 
 
-def poll_every_quarter(runs, first: datetime, last: datetime, state=None, restart=False):
+def poll_every_quarter(runs, first: datetime, last: datetime, state=None, restart=False, thresholds=DEFAULT):
     """Poll like the live poller every 15 minutes (yesterday's final counts on the first poll of a day)."""
     events, now = [], first
     while now <= last:
         days = (-1, 0) if now - now.replace(hour=0, minute=0, second=0, microsecond=0) < QUARTER else (0,)
         if restart and state is not None:
             state = BlockState.from_dict(json.loads(json.dumps(state.to_dict())))
-        state, new = detect(state, filling_days(runs, now, days), now, country="AZ", platform="tiktok")
+        state, new = detect(state, filling_days(runs, now, days), now, thresholds, country="AZ", platform="tiktok")
         events += [(now, e) for e in new]
         now += QUARTER
     return state, events
@@ -307,11 +325,12 @@ def test_a_block_inside_a_day_still_filling_is_raised_from_its_increments_not_di
     state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + 12 * HOUR)
     assert [e.kind for _, e in events] == ["blocked"]
     when, blocked = events[0]
-    # the first poll whose new data passes the bar: runs 06:00, 06:30 and 07:00 (6 of 6; 4 are too few)
+    # the bar is passed by runs 06:00, 06:30 and 07:00 (6 of 6; 4 are too few); a second run two hours
+    # after the first corroborates them: the 08:00 run, in the poll at 08:15
     assert DEFAULT.needed(4) > 4 and DEFAULT.needed(6) <= 6
-    assert when == D1 + 7 * HOUR + QUARTER
+    assert when == D1 + 8 * HOUR + QUARTER
     assert blocked.since == D1 + 6 * HOUR  # the first anomalous increment, not midnight
-    assert (blocked.anomalies, blocked.measurements) == (6, 6)
+    assert (blocked.anomalies, blocked.measurements) == (10, 10)
     assert blocked.asns == (AZERCELL,) and blocked.method == "tls" and blocked.evidence
     # by 12:00 the block's numbers are its 12 runs from 06:00 (2 each), every piece once, not the morning
     assert state.blocked_asns == (AZERCELL,) and (state.anomalies, state.measurements) == (2 * 12, 2 * 12)
@@ -319,12 +338,12 @@ def test_a_block_inside_a_day_still_filling_is_raised_from_its_increments_not_di
 
 def test_evidence_and_method_of_a_re_sent_day_go_to_its_increment():
     runs = runs_of(AZERCELL, D1, D1 + DAY, blocked_from=D1 + 6 * HOUR)
-    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + 8 * HOUR)
+    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + 9 * HOUR)
     [(_, blocked)] = events
     # the anomalies, their method and uids belong to the increments from 06:00, not to the OK morning
     assert blocked.since == D1 + 6 * HOUR and blocked.method == "tls"
     assert blocked.evidence == (f"{D1:%m%d}_{AZERCELL}_0", f"{D1:%m%d}_{AZERCELL}_1", f"{D1:%m%d}_{AZERCELL}_2")
-    assert (state.anomalies, state.measurements) == (2 * 4, 2 * 4)  # runs 06:00..07:30, none of the morning's
+    assert (state.anomalies, state.measurements) == (2 * 6, 2 * 6)  # runs 06:00..08:30, none of the morning's
 
 
 def test_increments_survive_a_restart_at_every_poll():
@@ -341,16 +360,16 @@ def test_yesterdays_final_counts_re_sent_after_midnight_are_not_counted_twice():
     # is only in the final counts sent after midnight: a piece of its own [23:45, 24:00), counted once
     late = D1 + DAY - timedelta(minutes=10)
     runs = runs_of(DELTA, D1, D1 + DAY, every=timedelta(minutes=20)) + [(late, DELTA, 3, 3)]
-    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + DAY)  # the last poll: yesterday's final
+    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + DAY, thresholds=ONE_RUN)  # the last: yesterday's final
     assert events == []  # 3 of 3 alone is too little data
     # a new process's source sends yesterday again, twice: counted twice it would be 6 of 6, a block
     for hour in (10, 11):
-        state, events = detect(state, filling_days(runs, D1 + DAY + hour * HOUR, days=(-1,)), D1 + DAY + hour * HOUR)
+        state, events = detect(state, filling_days(runs, D1 + DAY + hour * HOUR, days=(-1,)), D1 + DAY + hour * HOUR, ONE_RUN)
         assert events == []
     # a new run, 3 of 3 anomalous, lands next to the late piece: together 6 of 6, since 23:45
     runs.append((D1 + DAY + 11 * HOUR, DELTA, 3, 3))
     now = D1 + DAY + 11 * HOUR + 2 * QUARTER
-    state, events = detect(state, filling_days(runs, now), now)
+    state, events = detect(state, filling_days(runs, now), now, ONE_RUN)
     [blocked] = events
     assert blocked.kind == "blocked" and blocked.since == D1 + DAY - QUARTER
     assert (blocked.anomalies, blocked.measurements) == (6, 6)
@@ -358,15 +377,15 @@ def test_yesterdays_final_counts_re_sent_after_midnight_are_not_counted_twice():
 
 def test_counts_that_shrink_replace_the_days_pieces_by_the_new_whole():
     runs = runs_of(DELTA, D1, D1 + DAY)
-    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + 4 * HOUR)
+    state, events = poll_every_quarter(runs, D1 + QUARTER, D1 + 4 * HOUR, thresholds=ONE_RUN)
     assert events == []
     # OONI revised the day: 10 measurements, 1 anomalous, where we had 16 OK. Taken for growth it would be
     # refused (fewer), taken as a piece it would add; it replaces the day's pieces
     revised_at = D1 + 4 * HOUR + QUARTER
-    state, events = detect(state, [obs(DELTA, D1, 10, 1, hours=24)], revised_at)
+    state, events = detect(state, [obs(DELTA, D1, 10, 1, hours=24)], revised_at, ONE_RUN)
     assert events == []
     # and growth from the revised counts is an increment again: 6 more, all anomalous, since the revision
-    state, events = detect(state, [obs(DELTA, D1, 16, 7, hours=24, method="tls")], revised_at + QUARTER)
+    state, events = detect(state, [obs(DELTA, D1, 16, 7, hours=24, method="tls")], revised_at + QUARTER, ONE_RUN)
     [blocked] = events
     assert blocked.since == revised_at and (blocked.anomalies, blocked.measurements) == (6, 6)
 
@@ -377,32 +396,34 @@ def test_spreading_to_a_second_network_is_a_change_and_the_end_an_unblock_with_i
     assert kinds == [
         ("blocked", (AZERCELL,), (AZERCELL,), ()),
         ("changed", (AZERCELL, BAKINTERNET), (BAKINTERNET,), ()),
-        ("changed", (AZERCELL,), (), (BAKINTERNET,)),  # AS41997's block ended first
-        ("unblocked", (AZERCELL, BAKINTERNET), (), (AZERCELL,)),  # the period's networks; the last one cleared
+        # AS41997 cleared first, within six hours of AS29049: that change goes out with the end, which
+        # names the period's networks and clears both (watchers last heard of both as blocked)
+        ("unblocked", (AZERCELL, BAKINTERNET), (), (AZERCELL, BAKINTERNET)),
     ]
-    (t_changed, changed), (t_cleared, cleared), (t_unblocked, unblocked) = events[1:]
-    assert t_changed == h(82)  # AS41997 probes every 3 h: bucket 81 is its first run in the block
+    (t_blocked, _), (t_changed, changed), (t_unblocked, unblocked) = events
+    # AS41997 probes every 3 h: bucket 81 is its first run in the block, noticed at 82:00 (AS29049's
+    # block corroborates its one run); the change waits six hours after it, and after the blocked alert
+    assert changed.changes == (Change(BAKINTERNET, "added", h(81)),)
+    assert t_changed == h(82) + DEFAULT.changed_every and t_changed - t_blocked >= DEFAULT.changed_every
     assert changed.since == h(72)  # the block still started with AS29049
     assert changed.method == "tls"
-    assert changed.anomalies == 5 * 10 + 7 and changed.measurements == 5 * 12 + 8  # 72..80 and 81
+    # AS29049's runs 72..86 and AS41997's 81, 84, 87
+    assert changed.anomalies == 8 * 10 + 3 * 7 and changed.measurements == 8 * 12 + 3 * 8
     assert len(changed.evidence) == 6  # three per network
-    # AS41997's last anomalous run was bucket 117 (ends 118:00); two days of OK data later it clears
-    assert h(118) + DEFAULT.clear_after <= t_cleared <= h(118) + DEFAULT.clear_after + 3 * HOUR
-    # the end: the last anomalous data was bucket 118 (AS29049, ends 119:00); OK after that
+    # the end: the last anomalous data was bucket 118 (AS29049, ends 119:00); OK after that, from bucket 120:
+    # cleared once that data is as strong as what raised the block (24 valid over 3 h), within 12 h
     assert unblocked.ended == h(119)
     assert unblocked.since == h(72)  # the whole block, not just its last network
     assert unblocked.duration == h(119) - h(72)
-    assert h(119) + DEFAULT.clear_after <= t_unblocked <= h(119) + DEFAULT.clear_after + 3 * HOUR
+    assert h(120) + DEFAULT.clear_min_span <= t_unblocked <= h(120) + DEFAULT.clear_within
     assert unblocked.method == "tls" and unblocked.intermittent is False
-    # every network blocked during the period, the last one cleared by this event
-    assert unblocked.asns == (AZERCELL, BAKINTERNET) and unblocked.cleared == (AZERCELL,)
+    # every network blocked during the period, both cleared by this event
+    assert unblocked.asns == (AZERCELL, BAKINTERNET) and unblocked.cleared == (AZERCELL, BAKINTERNET)
     # the numbers of the whole period: AS29049's 24 runs (72..118) and AS41997's 13 (81..117)
     assert (unblocked.anomalies, unblocked.measurements) == (24 * 10 + 13 * 7, 24 * 12 + 13 * 8)
     assert len(unblocked.evidence) == 6  # three per network
-    # while AS41997 cleared, AS29049 was still blocked: its numbers are its block's, not the OK data
-    # of the clearing window (its buckets of 72..92 were pruned by then and still count)
-    assert cleared.asns == (AZERCELL,) and (cleared.anomalies, cleared.measurements) == (24 * 10, 24 * 12)
     assert state.blocked_asns == () and state.blocked_since is None and state.cleared_blocks == []
+    assert state.pending == []
 
 
 def test_one_network_clearing_while_another_stays_blocked_is_a_change():
@@ -417,7 +438,7 @@ def test_one_network_clearing_while_another_stays_blocked_is_a_change():
     # the numbers are AS29049's over its block (every 2 h from hour 10 to its newest run), not the
     # last day's nor AS41997's clearing window
     runs = len(range(10, int((when - T0) / HOUR), 2))
-    assert runs > 24  # far more than a day of them
+    assert when - h(10) > DEFAULT.window  # more than a day of them
     assert (changed.anomalies, changed.measurements) == (runs * 10, runs * 12)
 
 
@@ -448,15 +469,24 @@ def test_gaps_never_unblock():
         state, events = detect(state, [], h(k))
         assert events == []
     assert state.blocked_asns == (AZERCELL,)
-    # a few hours of OK data after the gap are not two days of it
-    for k in range(24 * 8, 24 * 8 + 10):
+    # after the gap, OK data clears it only once it is as strong as what raised the block (two runs,
+    # 24 valid over 3 h): two hours of 6 are not
+    for k in range(24 * 8, 24 * 8 + 2):
         state, events = detect(state, [obs(AZERCELL, h(k - 1), 6, 0)], h(k))
         assert events == []
     assert state.blocked_asns == (AZERCELL,)
+    for k in range(24 * 8 + 2, 24 * 8 + 12):
+        state, events = detect(state, [obs(AZERCELL, h(k - 1), 6, 0)], h(k))
+        if events:
+            break
+    [unblocked] = events
+    assert unblocked.kind == "unblocked" and unblocked.ended == h(23)  # it ended in its data, not after the gap
+    assert h(k) - h(24 * 8 - 1) <= DEFAULT.clear_within
 
 
-def test_ok_data_that_stops_halfway_through_the_clearing_window_does_not_unblock():
-    profile = {AZERCELL: lambda hour: (6, 6 if hour < 24 else 0, "tls") if hour < 50 else None}
+def test_ok_data_too_thin_to_match_the_evidence_does_not_unblock():
+    # a day blocked (6 of 6 an hour), then two OK runs of 2 four hours apart, then nothing for days
+    profile = {AZERCELL: lambda hour: (6, 6, "tls") if hour < 24 else ((2, 0, "tls") if hour in (24, 28) else None)}
     state, events = replay(profile, 0, 24 * 6)
     assert [e.kind for _, e in events] == ["blocked"]
     assert state.blocked_asns == (AZERCELL,)
@@ -515,8 +545,9 @@ def test_an_intermittent_block_is_one_period_flagged_intermittent(dense):
     last_anomalous_end = h(4 * 24 + (18 if dense else 17))
     assert unblocked.ended == last_anomalous_end
     assert unblocked.duration == last_anomalous_end - h(8)
-    # a block that came and went must stay off longer before it is called over
-    assert t_unblocked >= last_anomalous_end + DEFAULT.clear_after_intermittent
+    # neither cleared at night nor by the night's clean data: only once clean data covered the next
+    # day's hours when it used to bite (08:00-18:00 UTC, it bit on T0's weekend too)
+    assert last_anomalous_end + DAY <= t_unblocked <= last_anomalous_end + DAY + 2 * HOUR
 
 
 def test_intermittency_is_known_while_the_block_lasts():
@@ -526,14 +557,17 @@ def test_intermittency_is_known_while_the_block_lasts():
 
 
 def test_a_block_off_over_the_weekend_stays_one_period():
-    # blocked on weekdays (daytime), off Saturday and Sunday, two weeks
+    # blocked on weekdays (daytime), off Saturday and Sunday, two weeks (T0 is a Saturday)
     def f(hour):
-        day = hour // 24
-        on = day % 7 < 5 and 8 <= hour % 24 < 18 and day < 12
+        on = (T0 + hour * HOUR).weekday() < 5 and 8 <= hour % 24 < 18 and hour < 24 * 14
         return (4, 4 if on else 0, "tls")
 
-    state, events = replay({AZERCELL: f}, 0, 24 * 18)
+    state, events = replay({AZERCELL: f}, 0, 24 * 20)
     assert [e.kind for _, e in events] == ["blocked", "unblocked"]
+    (_, blocked), (t_unblocked, unblocked) = events
+    # not cleared over either weekend: after Friday 18:00 (hour 13 * 24 + 18), only Monday's clean hours do
+    assert unblocked.ended == h(13 * 24 + 18)
+    assert h(16 * 24 + 18) <= t_unblocked <= h(16 * 24 + 20)
 
 
 # --- state: one per ASN, persistence, restarts ---------------------------------------------------
@@ -551,16 +585,16 @@ def test_state_round_trips_through_json():
 
 def test_a_restart_neither_repeats_nor_misses_an_event():
     observations = [obs(AZERCELL, h(0), 12, 10, method="tls")]
-    state, events = detect(None, observations, h(1))
+    state, events = detect1(None, observations, h(1))
     assert [e.kind for e in events] == ["blocked"]
     restored = BlockState.from_dict(json.loads(json.dumps(state.to_dict())))
-    restored, events = detect(restored, observations, h(1))  # the same poll again after a crash
+    restored, events = detect1(restored, observations, h(1))  # the same poll again after a crash
     assert events == []
-    restored, events = detect(restored, observations, h(2))
+    restored, events = detect1(restored, observations, h(2))
     assert events == []
     # and the end is still seen after another restart mid-way through the clearing window
     for k in range(1, 100):
-        restored, events = detect(restored, [obs(AZERCELL, h(k), 6, 0)], h(k + 1))
+        restored, events = detect1(restored, [obs(AZERCELL, h(k), 6, 0)], h(k + 1))
         if k % 10 == 0:
             restored = BlockState.from_dict(json.loads(json.dumps(restored.to_dict())))
         if events:
@@ -589,17 +623,17 @@ def test_observations_of_another_pair_are_refused():
 
 def test_buckets_not_yet_begun_are_ignored_and_old_ones_pruned():
     early = obs(AZERCELL, h(5), 10, 10, method="tls")
-    state, events = detect(None, [early], h(1))
+    state, events = detect1(None, [early], h(1))
     assert events == [] and state.networks == {}
     # it was not taken early: when its hour has passed it is new data, and a block
-    state, events = detect(state, [early], h(6))
+    state, events = detect1(state, [early], h(6))
     assert [e.kind for e in events] == ["blocked"] and events[0].since == h(5)
     # anomalies a window apart never add up: 3 of 3 now and 3 of 3 a day and an hour later stay apart
-    state, events = detect(None, [obs(DELTA, h(0), 3, 3)], h(1))
-    state, events = detect(state, [obs(DELTA, h(1) + DEFAULT.window, 3, 3)], h(2) + DEFAULT.window)
+    state, events = detect1(None, [obs(DELTA, h(0), 3, 3)], h(1))
+    state, events = detect1(state, [obs(DELTA, h(1) + DEFAULT.window, 3, 3)], h(2) + DEFAULT.window)
     assert events == [] and state.blocked_asns == ()
     # while 3 of 3 an hour apart do
-    state, events = detect(state, [obs(DELTA, h(2) + DEFAULT.window, 3, 3)], h(3) + DEFAULT.window)
+    state, events = detect1(state, [obs(DELTA, h(2) + DEFAULT.window, 3, 3)], h(3) + DEFAULT.window)
     assert [e.kind for e in events] == ["blocked"]
 
 
@@ -607,27 +641,27 @@ def test_a_new_bucket_size_replaces_the_overlapping_old_buckets():
     # 3 hours of 3 measurements, 2 anomalous: 6 of 9 is below the bar (7 are needed)
     hourly = [obs(AZERCELL, h(k), 3, 2, method="tls") for k in range(3)]
     assert DEFAULT.needed(9) == 7
-    state, events = detect(None, hourly, h(3))
+    state, events = detect1(None, hourly, h(3))
     assert events == []
     # the same data as one day bucket, still filling: it replaces the hours (added, 12 of 18 would block)
-    state, events = detect(state, [obs(AZERCELL, T0, 9, 6, hours=24, method="tls")], h(3) + QUARTER)
+    state, events = detect1(state, [obs(AZERCELL, T0, 9, 6, hours=24, method="tls")], h(3) + QUARTER)
     assert events == []
     # a late hour before the day fills in beside it: 6 of 9 and 3 of 3 are 9 of 12 together, a block
-    state, events = detect(state, [obs(AZERCELL, T0 - HOUR, 3, 3, method="tls")], h(4))
+    state, events = detect1(state, [obs(AZERCELL, T0 - HOUR, 3, 3, method="tls")], h(4))
     assert [e.kind for e in events] == ["blocked"] and events[0].since == T0 - HOUR
 
 
 def test_networks_that_leave_the_window_are_forgotten_unless_blocked():
-    state, _ = detect(None, [obs(DELTA, h(0), 10, 0), obs(AZERCELL, h(0), 10, 10)], h(1))
-    state, _ = detect(state, [], h(60))
+    state, _ = detect1(None, [obs(DELTA, h(0), 10, 0), obs(AZERCELL, h(0), 10, 10)], h(1))
+    state, _ = detect1(state, [], h(60))
     assert set(state.networks) == {DELTA, AZERCELL}  # DELTA's last data is still recent
-    state, _ = detect(state, [], h(1) + DEFAULT.retention)
+    state, _ = detect1(state, [], h(1) + DEFAULT.retention)
     assert set(state.networks) == {AZERCELL}
     assert state.blocked_asns == (AZERCELL,)
 
 
 def test_stricter_thresholds_are_honoured():
-    strict = Thresholds(min_valid=20)
+    strict = Thresholds(min_valid=20, corroboration_gap=timedelta(0))
     state, events = detect(None, [obs(AZERCELL, h(0), 12, 10)], h(1), strict)
     assert events == []
     state, events = detect(state, [obs(AZERCELL, h(1), 12, 10)], h(2), strict)
@@ -638,7 +672,7 @@ def test_stricter_thresholds_are_honoured():
 
 
 def test_event_json_is_the_contract_line_then_extras():
-    state, events = detect(None, [obs(AZERCELL, datetime(2022, 9, 14, 11, tzinfo=UTC), 12, 10, method="tls",
+    state, events = detect1(None, [obs(AZERCELL, datetime(2022, 9, 14, 11, tzinfo=UTC), 12, 10, method="tls",
                                       uids=("https://explorer.ooni.org/m/20220914T1100_a", "https://explorer.ooni.org/m/b", "https://explorer.ooni.org/m/c"))],
                            datetime(2022, 9, 14, 12, 0, 0, 123456, tzinfo=UTC))
     line = events[0].to_json()
@@ -657,10 +691,10 @@ def test_event_json_is_the_contract_line_then_extras():
 
 
 def test_unblocked_json_carries_the_duration():
-    state, _ = detect(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
+    state, _ = detect1(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
     events = []
     for k in range(1, 80):
-        state, events = detect(state, [obs(AZERCELL, h(k), 6, 0)], h(k + 1))
+        state, events = detect1(state, [obs(AZERCELL, h(k), 6, 0)], h(k + 1))
         if events:
             break
     line = events[0].to_json()
@@ -670,31 +704,33 @@ def test_unblocked_json_carries_the_duration():
 
 
 def test_a_stray_anomaly_while_clearing_neither_holds_the_block_nor_moves_its_end():
-    state, _ = detect(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
+    state, _ = detect1(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
     events = []
     for k in range(1, 80):
-        stray = k == 30
-        state, events = detect(state, [obs(AZERCELL, h(k), 1 if stray else 6, 1 if stray else 0,
+        stray = k == 10
+        state, events = detect1(state, [obs(AZERCELL, h(k), 1 if stray else 6, 1 if stray else 0,
                                            uids=("stray",) if stray else ())], h(k + 1))
         if events:
             break
     assert [e.kind for e in events] == ["unblocked"]
     assert events[0].ended == h(1) and events[0].duration == HOUR
-    assert events[0].time <= h(1) + DEFAULT.clear_after + HOUR
+    # it bit at one hour only (00:00): the all-clear waits for that hour's clean data the next day, no more
+    assert h(25) <= events[0].time <= h(25) + HOUR
     assert "stray" not in events[0].evidence and events[0].intermittent is False
 
 
 def test_the_block_showing_again_while_clearing_restarts_the_clearing_window():
-    state, _ = detect(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
+    state, _ = detect1(None, [obs(AZERCELL, h(0), 12, 10, method="tls")], h(1))
     events = []
     for k in range(1, 120):
-        again = k == 30  # one probe run, mostly anomalous again
-        state, events = detect(state, [obs(AZERCELL, h(k), 6, 4 if again else 0)], h(k + 1))
+        again = k == 10  # one probe run, mostly anomalous again
+        state, events = detect1(state, [obs(AZERCELL, h(k), 6, 4 if again else 0)], h(k + 1))
         if events:
             break
     assert [e.kind for e in events] == ["unblocked"]
-    assert events[0].ended == h(31)
-    assert events[0].time >= h(31) + DEFAULT.clear_after_intermittent  # it came back: intermittent
+    assert events[0].ended == h(11)
+    # it came back: intermittent, biting from 00:00 to 11:00; clean data must cover those hours the next day
+    assert h(24 + 11) <= events[0].time <= h(24 + 12)
     assert events[0].intermittent is True
 
 
@@ -733,3 +769,121 @@ def test_changed_is_unset_only_when_the_state_stayed_exactly_as_it_was():
         state = checked(state, [], now)
         now += QUARTER
     assert state.blocked_asns == (DELTA,)
+
+
+# --- issue 10: corroboration, fast all-clear, coalesced changes, the pattern ----------------------
+
+SMALL_ISP = 197830  # one probe, one run
+
+
+def quiet_weeks(first_hour, last_hour):
+    return {AZERCELL: quiet, DELTA: quiet, BAKINTERNET: quiet}
+
+
+def test_a_lone_probe_run_on_a_small_network_raises_nothing():
+    # two quiet weeks on three networks; in the middle, a small ISP's only probe runs once: 7 of 8 anomalous
+    lone_hour = 24 * 7 + 11
+    profile = {**quiet_weeks(0, 24 * 14), SMALL_ISP: lambda hour: (8, 7, "tls") if hour == lone_hour else None}
+    assert DEFAULT.needed(8) <= 7  # alone, the run passes the numbers' bar
+    state, events = replay(profile, 0, 24 * 14)
+    assert events == []
+    assert state.blocked_asns == ()
+
+
+def test_a_thin_network_is_corroborated_by_a_later_run_or_by_a_second_network():
+    # the same run again three hours later: two runs speak for it
+    profile = {DELTA: quiet, SMALL_ISP: lambda hour: (8, 7, "tls") if hour in (30, 33) else None}
+    state, events = replay(profile, 0, 48)
+    [(when, blocked)] = events
+    assert when == h(34) and blocked.asns == (SMALL_ISP,) and blocked.since == h(30)
+    # or a second network showing the block at the same time, each with one run
+    profile = {DELTA: quiet, SMALL_ISP: lambda hour: (8, 7, "tls") if hour == 30 else None,
+               AZERCELL: lambda hour: (6, 6, "tls") if hour == 30 else quiet(hour)}
+    state, events = replay(profile, 0, 48)
+    [(when, blocked)] = [(t, e) for t, e in events if e.kind == "blocked"]
+    assert when == h(31) and blocked.asns == (AZERCELL, SMALL_ISP)
+
+
+def continuous_block(start, end, valid=6):
+    """One well-measured network: a run every hour; all anomalous in [start, end), clean otherwise."""
+    return lambda hour: (valid, valid if start <= hour < end else 0, "tls")
+
+
+def test_a_continuous_block_is_all_clear_within_hours_of_the_clean_data():
+    state, events = replay({AZERCELL: continuous_block(24, 24 * 4)}, 0, 24 * 6)
+    assert [e.kind for _, e in events] == ["blocked", "unblocked"]
+    (t_blocked, blocked), (t_clear, unblocked) = events
+    # raised by two runs two hours apart (18 of 18 over 3 h): cleared once clean data is as strong
+    first_clean = h(24 * 4)  # the bucket's start; it arrives at the next poll
+    assert first_clean + DEFAULT.clear_min_span <= t_clear <= first_clean + DEFAULT.clear_min_span + HOUR
+    assert t_clear - first_clean <= DEFAULT.clear_within
+    assert unblocked.ended == h(24 * 4) and unblocked.since == h(24) and unblocked.intermittent is False
+
+
+def test_clean_data_that_keeps_coming_clears_within_twelve_hours_however_strong_the_block():
+    # a day blocked, raised by a big sample (80 of 80 over 2 h), then 6 clean an hour: 12 h of them is enough
+    profile = {AZERCELL: lambda hour: (40, 40, "tls") if 24 <= hour < 48 else ((6, 0, "tls") if hour >= 48 else None)}
+    state, events = replay(profile, 0, 24 * 4)
+    (t_blocked, _), (t_clear, unblocked) = events
+    assert unblocked.kind == "unblocked" and state.networks[AZERCELL].raised_valid > 6 * 12
+    assert h(48) + DEFAULT.clear_within <= t_clear <= h(48) + DEFAULT.clear_within + HOUR
+
+
+def test_changes_within_six_hours_go_out_as_one_message_that_says_what_changed_and_when():
+    profile = {
+        AZERCELL: blocked_between(10, 200),  # blocked from 10:00
+        BAKINTERNET: blocked_between(30, 200),  # joins at 30:00
+        DELTA: blocked_between(32, 200),  # joins at 32:00
+    }
+    state, events = replay(profile, 0, 60)
+    assert [(e.kind, e.asns) for _, e in events] == [
+        ("blocked", (AZERCELL,)),
+        ("changed", (AZERCELL, DELTA, BAKINTERNET)),
+    ]
+    (t_blocked, _), (t_changed, changed) = events
+    # AS41997's first run at 30:00 is noticed at 31:00 (AS29049 corroborates it); AS31721's at 33:00; one
+    # message six hours after the first change, each network with the time its block began
+    assert t_changed == h(31) + DEFAULT.changed_every
+    assert changed.changes == (Change(BAKINTERNET, "added", h(30)), Change(DELTA, "added", h(32)))
+    assert changed.added == (BAKINTERNET, DELTA) and changed.cleared == ()
+    line = changed.to_json()
+    assert line["changes"] == [{"asn": BAKINTERNET, "change": "added", "time": "2022-09-11T06:00:00Z"},
+                               {"asn": DELTA, "change": "added", "time": "2022-09-11T08:00:00Z"}]
+    assert Event.from_json(line) == changed
+
+
+def test_a_change_that_is_undone_within_six_hours_is_not_announced():
+    state, events = replay({AZERCELL: blocked_between(10, 200), BAKINTERNET: blocked_between(10, 200)}, 0, 40)
+    assert [e.kind for _, e in events] == ["blocked"]
+    state.pending = [Change(BAKINTERNET, "cleared", h(38)), Change(BAKINTERNET, "added", h(39))]
+    state.pending_since = h(39)
+    state, events = detect(state, [], h(39) + DEFAULT.changed_every)
+    assert events == [] and state.pending == []
+
+
+def test_a_coalesced_change_survives_a_restart_and_is_sent_once():
+    profile = {AZERCELL: blocked_between(10, 200), BAKINTERNET: blocked_between(30, 200)}
+    kept, kept_events = replay(profile, 0, 34)
+    assert [e.kind for _, e in kept_events] == ["blocked"] and kept.pending  # the change waits
+    restored = BlockState.from_dict(json.loads(kept.to_json()))
+    assert restored.pending == kept.pending and restored.pending_since == kept.pending_since
+    _, after_restart = replay(profile, 34, 48, restored)
+    _, without = replay(profile, 34, 48, kept)
+    assert [e for _, e in after_restart] == [e for _, e in without]
+    assert [e.kind for _, e in after_restart] == ["changed"]
+
+
+def test_a_state_stored_by_the_previous_version_goes_on_mid_block_without_repeating_or_losing_it():
+    """tests/fixtures/detector/state_v2_mid_block.json: the az_2022() replay to 100:00 stored by the
+    detector before issue 10 (state version 2: AS29049 and AS41997 blocked, `blocked` and `changed` sent)."""
+    stored = json.loads((Path(__file__).parent / "fixtures" / "detector" / "state_v2_mid_block.json").read_text())
+    assert stored["version"] == 2 and "pending" not in stored
+    state = BlockState.from_dict(stored)
+    assert state.blocked_asns == (AZERCELL, BAKINTERNET) and state.blocked_since == h(72)
+    # the restart goes on with the same block: no second `blocked`, its end is still seen, with its start
+    state, events = replay(az_2022(), 100, 240, state)
+    assert [e.kind for _, e in events] == ["unblocked"]
+    (when, unblocked) = events[0]
+    assert unblocked.since == h(72) and unblocked.ended == h(119) and unblocked.asns == (AZERCELL, BAKINTERNET)
+    assert h(120) < when <= h(120) + DEFAULT.clear_within
+    assert json.loads(state.to_json())["version"] == 3

@@ -101,18 +101,29 @@ EVENING_BEFORE = datetime(2022, 9, 13, 22, tzinfo=UTC)  # polls run through midn
 def first_poll_showing_the_block(rows, polls) -> datetime:
     """The first poll whose published rows show the block to the detector's bar: on some blocked network,
     the rows measured since an earlier poll (no sooner than the block's start) up to this poll hold
-    enough anomalies among enough valid measurements (DEFAULT.needed). Computed from the rows, as the
-    aggregation counts them (failures are not valid; confirmed counts as anomalous)."""
+    enough anomalies among enough valid measurements (DEFAULT.needed), and more than one run speaks for
+    it: its anomalous rows arrived in pieces starting DEFAULT.corroboration_gap apart, or a second
+    network passes the bar too. Computed from the rows, as the aggregation counts them (failures are not
+    valid; confirmed counts as anomalous); a row's piece starts at the last poll before it was measured."""
+
+    def piece(r):
+        return max(p for p in polls if p.strftime("%Y-%m-%d %H:%M:%S") <= r["measurement_start_time"])
+
     for t in polls:
         cut = t.strftime("%Y-%m-%d %H:%M:%S")
+        passing = []
         for asn in AZ_BLOCKED_ASNS:
             mine = [r for r in rows if r["probe_asn"] == asn and r["measurement_start_time"] < cut and r["msm_failure"] != "t"]
             for u in (p for p in polls if BLOCK_START <= p < t):
                 since = u.strftime("%Y-%m-%d %H:%M:%S")
                 part = [r for r in mine if r["measurement_start_time"] >= since]
-                signs = sum(r["anomaly"] == "t" or r["confirmed"] == "t" for r in part)
-                if part and signs >= DEFAULT.needed(len(part)):
-                    return t
+                signs = [r for r in part if r["anomaly"] == "t" or r["confirmed"] == "t"]
+                if part and len(signs) >= DEFAULT.needed(len(part)):
+                    starts = [piece(r) for r in signs]
+                    passing.append(max(starts) - min(starts) >= DEFAULT.corroboration_gap)
+                    break
+        if any(passing) or len(passing) > 1:
+            return t
     raise AssertionError("the rows never show the block")
 
 

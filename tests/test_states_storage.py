@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.detector import BlockState, Event, detect
+from bot.detector import BlockState, Event, Thresholds, detect
 from bot.observations import Observation
 from storage.db import connect, transaction
 from storage.events import count_events, recent_events, record_events
@@ -15,6 +15,7 @@ from storage.states import all_states, load_state, save_state
 UTC = timezone.utc
 HOUR = timedelta(hours=1)
 T0 = datetime(2022, 9, 13, tzinfo=UTC)
+ONE_RUN = Thresholds(corroboration_gap=timedelta(0))  # one bucket makes a block here: storage is what is tested
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def db(tmp_path):
 
 def block(country="AZ", platform="tiktok", asn=29049, now=T0 + HOUR):
     o = Observation(country, platform, asn, now - HOUR, now, 12, 10, method="tls", evidence=tuple(f"https://explorer.ooni.org/m/u{i}" for i in (1, 2, 3, 4)))
-    return detect(None, [o], now)
+    return detect(None, [o], now, ONE_RUN)
 
 
 def test_a_state_survives_saving_and_loading(db):
@@ -97,18 +98,18 @@ def test_a_restart_from_the_database_neither_repeats_nor_misses(tmp_path):
     path = tmp_path / "blockwatch.db"
     o = Observation("AZ", "tiktok", 29049, T0, T0 + HOUR, 12, 10, method="tls")
     db = connect(path)
-    state, events = detect(load_state(db, "AZ", "tiktok"), [o], T0 + HOUR)
+    state, events = detect(load_state(db, "AZ", "tiktok"), [o], T0 + HOUR, ONE_RUN)
     with transaction(db):
         save_state(db, state)
         record_events(db, events)
     db.close()
 
     db = connect(path)  # the process restarted; the same poll runs again
-    state, events = detect(load_state(db, "AZ", "tiktok"), [o], T0 + HOUR, country="AZ", platform="tiktok")
+    state, events = detect(load_state(db, "AZ", "tiktok"), [o], T0 + HOUR, ONE_RUN, country="AZ", platform="tiktok")
     assert events == []
     for k in range(1, 80):  # OK data until the block is over, the state saved and reloaded each poll
         ok = Observation("AZ", "tiktok", 29049, T0 + k * HOUR, T0 + (k + 1) * HOUR, 6, 0)
-        state, events = detect(load_state(db, "AZ", "tiktok") or state, [ok], T0 + (k + 1) * HOUR)
+        state, events = detect(load_state(db, "AZ", "tiktok") or state, [ok], T0 + (k + 1) * HOUR, ONE_RUN)
         with transaction(db):
             save_state(db, state)
             record_events(db, events)

@@ -4,9 +4,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.detection.isotime import iso, parse_iso
+from bot.detection.pattern import Pattern
+
+ADDED, CLEARED = "added", "cleared"
+
+
+class Change(NamedTuple):
+    """One network joining (`added`) or leaving (`cleared`) a block, and when its data showed it."""
+
+    asn: int
+    kind: str  # ADDED | CLEARED
+    time: datetime | None  # added: its block's first anomalous data; cleared: the end of its last
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"asn": self.asn, "change": self.kind, "time": iso(self.time)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Change:
+        return cls(int(d["asn"]), d["change"], parse_iso(d.get("time")))
+
+
+def pattern_to_dict(p: Pattern | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {**p._asdict(), "last_blocked": iso(p.last_blocked), "last_clean": iso(p.last_clean)}
+
+
+def pattern_from_dict(d: dict[str, Any] | None) -> Pattern | None:
+    if not d:
+        return None
+    return Pattern(d["zone"], int(d["start_hour"]), int(d["end_hour"]), bool(d["daily"]), bool(d["weekends_off"]),
+                   parse_iso(d.get("last_blocked")), parse_iso(d.get("last_clean")))
 
 
 @dataclass(frozen=True)
@@ -29,6 +60,8 @@ class Event:
     evidence: tuple[str, ...] = ()  # the source's evidence links, a few per network
     duration: timedelta | None = None  # unblocked: from `since` to the end of the last anomalous data
     ended: datetime | None = None  # unblocked: end of the last anomalous data
+    changes: tuple[Change, ...] = ()  # changed: each network added or cleared, with its time, oldest first
+    pattern: Pattern | None = None  # an intermittent block's rhythm, when the data shows it
 
     def to_json(self) -> dict[str, Any]:
         """The backtest's JSON line (CONTRACT.md): the contract's keys first, in its order, then extras."""
@@ -49,6 +82,8 @@ class Event:
             "intermittent": self.intermittent,
             "duration_seconds": None if self.duration is None else int(self.duration.total_seconds()),
             "ended": iso(self.ended),
+            "changes": [c.to_dict() for c in self.changes],
+            "pattern": pattern_to_dict(self.pattern),
         }
 
     @classmethod
@@ -72,4 +107,6 @@ class Event:
             evidence=tuple(d.get("evidence", ())),
             duration=None if duration is None else timedelta(seconds=duration),
             ended=parse_iso(d.get("ended")),
+            changes=tuple(Change.from_dict(c) for c in d.get("changes", ())),
+            pattern=pattern_from_dict(d.get("pattern")),
         )

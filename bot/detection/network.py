@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
+from bot.detection.buckets import drop
+from bot.detection.pattern import continuous, covered, hour_of_week
 from bot.detection.state import BLOCKED, OK, Bucket, NetworkBlock, NetworkState, Tally, argmax
 from bot.detection.thresholds import Thresholds
 
@@ -16,32 +20,52 @@ def clean(b: Bucket, th: Thresholds) -> bool:
     return b.valid > 0 and b.signs <= th.clear_ratio * b.valid
 
 
-def try_block(net: NetworkState, now: datetime, th: Thresholds) -> bool:
-    """Blocked when a recent stretch of the window (ending with the newest data) is anomalous enough.
+class Candidate(NamedTuple):
+    """A network whose recent data passes the bar: where its block starts, and what the evidence is."""
+
+    first: datetime  # start of the first anomalous bucket of the qualifying stretch
+    valid: int  # valid measurements from its first anomalous bucket on
+    span: timedelta  # from its first anomalous bucket to the end of its newest bucket
+    corroborated: bool  # more than one run speaks for it, or one run far bigger than a probe's
+
+
+def candidate(net: NetworkState, th: Thresholds) -> Candidate | None:
+    """A recent stretch of the window (ending with the newest data) anomalous enough to be a block.
 
     Every stretch ending with the newest bucket is tried, so a block that began an hour ago is not
-    diluted by the OK day before it. Returns whether the network became blocked."""
+    diluted by the OK day before it. Corroborated when its anomalous buckets start at least
+    `corroboration_gap` apart (two probe runs) or the stretch holds `lone_run_valid` measurements."""
     total_signs = net.signs_total
     ratio = th.block_ratio
     valid = signs = 0
     oldest = None  # the oldest bucket of the longest qualifying stretch
+    stretch_valid = 0
     for b in reversed(net.buckets.values()):
         valid += b.valid
         signs += b.signs
         if total_signs < ratio * valid:
             break  # no longer stretch can reach the ratio, even with every remaining anomaly
         if signs >= th.needed(valid):
-            oldest = b.start
+            oldest, stretch_valid = b.start, valid
     if oldest is None:
-        return False
-    first = next((b.start for b in net.buckets.values() if b.start >= oldest and anomalous(b, th)), oldest)
-    net.status, net.since = BLOCKED, first
+        return None
+    starts = [b.start for b in net.buckets.values() if b.start >= oldest and anomalous(b, th)] or [oldest]
+    newest = next(reversed(net.buckets.values())).end
+    runs = starts[-1] - starts[0] >= th.corroboration_gap
+    # the evidence is the data from the first anomalous bucket on, not the OK data the stretch may start with
+    evidence_valid = sum(b.valid for b in net.buckets.values() if b.start >= starts[0])
+    return Candidate(starts[0], evidence_valid, newest - starts[0], runs or stretch_valid >= th.lone_run_valid)
+
+
+def start_block(net: NetworkState, found: Candidate, now: datetime, th: Thresholds, zone: ZoneInfo) -> None:
+    net.status, net.since = BLOCKED, found.first
     net.evidence, net.method, net.methods = (), None, {}
     net.confirmed = net.intermittent = False
-    net.last_anomalous = None
+    net.last_anomalous = net.last_clean = None
     net.pruned, net.pruned_after = Tally(), Tally()
-    follow_block(net, now, th)
-    return True
+    net.raised_valid, net.raised_span = found.valid, int(found.span.total_seconds())
+    net.bites = net.clean_hours = 0
+    follow_block(net, now, th, zone)
 
 
 def shows_block(b: Bucket, previous_anomalous: bool, th: Thresholds) -> bool:
@@ -50,8 +74,8 @@ def shows_block(b: Bucket, previous_anomalous: bool, th: Thresholds) -> bool:
     return anomalous(b, th) and (b.signs >= th.burst_anomalies or previous_anomalous)
 
 
-def follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
-    """Keep a blocked network's numbers, method, evidence, end and intermittency up to date.
+def follow_block(net: NetworkState, now: datetime, th: Thresholds, zone: ZoneInfo) -> None:
+    """Keep a blocked network's numbers, method, evidence, end, intermittency and hours up to date.
 
     The numbers and method are the block's: its data from `since` to the end of its last anomalous
     bucket (pruned buckets included, through the tallies), not the OK data that may follow it."""
@@ -81,7 +105,13 @@ def follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
                 net.last_anomalous = b.end
             upto = (valid, signs, dict(methods))
             evidence[:0] = b.evidence  # newest first
+            if (hour := hour_of_week(b.start, b.end, zone)) is not None:
+                net.bites |= 1 << hour
         elif clean(b, th):
+            if (hour := hour_of_week(b.start, b.end, zone)) is not None:
+                net.clean_hours |= 1 << hour
+            if net.last_clean is None or b.end > net.last_clean:
+                net.last_clean = b.end
             ok_valid += b.valid
             ok_from = ok_from or b.start
             ok_to = b.end
@@ -109,38 +139,37 @@ def follow_block(net: NetworkState, now: datetime, th: Thresholds) -> None:
         net.evidence = tuple(dict.fromkeys(evidence or fallback))[: th.evidence_per_network]
 
 
-def try_clear(net: NetworkState, now: datetime, th: Thresholds) -> NetworkBlock | None:
-    """blocked → ok after a sustained, well-covered stretch of mostly OK valid data; gaps never clear.
+def try_clear(net: NetworkState, now: datetime, th: Thresholds, zone: ZoneInfo) -> NetworkBlock | None:
+    """blocked → ok once the clean data since the block last showed itself is as strong as what raised it.
 
-    Over the whole clearing window (48 h, 72 h once the block came and went): the block never
-    showed itself, at most `clear_ratio` of at least `clear_min_valid` valid measurements were
-    anomalous, and the data reaches from near the window's start to near now. Returns the block that
-    ended (its numbers, as they stood), or None."""
-    span = th.clear_after_intermittent if net.intermittent else th.clear_after
-    lo = now - span
-    slack = span / 4
-    valid = signs = 0
-    first_start = last_end = None
-    previous = False
-    for b in net.buckets.values():
-        if b.end <= lo or b.start >= now or b.valid == 0:
-            continue
-        if shows_block(b, previous, th):
-            return None  # the block showed itself inside the window: not over
-        previous = anomalous(b, th)
-        valid += b.valid
-        signs += b.signs
-        first_start = first_start or b.start
-        last_end = b.end
-    if valid < th.clear_min_valid or signs > th.clear_ratio * valid:
+    That data (mostly OK: at most `clear_ratio` anomalous) must hold at least as many valid measurements
+    as the stretch that raised the alarm and span as long (at least `clear_min_span`) — or simply span
+    `clear_within` with `clear_min_valid` measurements. A block that has not been seen biting around the
+    clock (daytime only, or not seen at night yet) must also be seen clean through one whole occurrence
+    of the hours when it bit, on a day it would bite. Gaps never clear: only data does. Returns the
+    block that ended (its numbers, as they stood), or None."""
+    after = net.last_anomalous or net.since
+    data = [b for b in net.buckets.values() if b.start >= after and b.start < now and b.valid]
+    if not data:
         return None
-    if first_start > lo + slack or last_end < now - slack:
+    valid = sum(b.valid for b in data)
+    signs = sum(b.signs for b in data)
+    span = data[-1].end - data[0].start
+    if signs > th.clear_ratio * valid or valid < th.clear_min_valid or span < th.clear_min_span:
+        return None
+    as_strong = valid >= net.raised_valid and span >= timedelta(seconds=net.raised_span)
+    if not as_strong and span < th.clear_within:
+        return None
+    if not continuous(net.bites, th.continuous_max_gap) and not covered(
+        net.bites, [(b.start, b.end, b.valid) for b in data], zone, th.min_valid, now,
+    ):
         return None
     block = NetworkBlock(
         net.asn, net.since, net.last_anomalous, net.anomalies, net.measurements, dict(net.methods), net.method,
         net.evidence, net.confirmed, net.intermittent,
     )
     net.status, net.since = OK, now
-    net.anomalies, net.measurements = signs, valid  # from now on: the window its OK status rests on
+    net.anomalies, net.measurements = signs, valid  # from now on: the clean stretch its OK status rests on
+    drop(net, data[0].start - th.retention - th.window, after)  # the ended block's data must not raise it again
     net.pruned, net.pruned_after = Tally(), Tally()
     return block

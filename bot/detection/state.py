@@ -14,14 +14,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
+from bot.detection.event import Change
 from bot.detection.isotime import iso, parse_iso
+from bot.detection.pattern import Pattern, pattern, zone_of
+from bot.detection.thresholds import DEFAULT
 from bot.observations import METHODS
 
 OK = "ok"
 BLOCKED = "blocked"
 UNKNOWN = "unknown"
 
-STATE_VERSION = 2  # 2: sightings of filling buckets, pruned block tallies, the period's cleared networks
+# 2: sightings of filling buckets, pruned block tallies, the period's cleared networks;
+# 3: the evidence that raised a block, its hours (bites, clean), pending changes, the last alert.
+# Older states load with those empty: a block goes on (its hours refilled from the data held).
+STATE_VERSION = 3
 
 
 class Bucket(NamedTuple):
@@ -150,6 +156,11 @@ class NetworkState:
     sightings: dict[datetime, Sighting] = field(default_factory=dict)  # filling source buckets, by start
     pruned: Tally = field(default_factory=Tally)  # this block's pruned buckets up to `last_anomalous`
     pruned_after: Tally = field(default_factory=Tally)  # ...and after it (they count once the block shows again)
+    raised_valid: int = 0  # valid measurements of the stretch that raised this block: what clean data must match
+    raised_span: int = 0  # ...and the seconds that stretch spanned
+    bites: int = 0  # local hour-of-week bins (bit i = hour i from Monday 00:00) where this block showed itself
+    clean_hours: int = 0  # ...and where its data was clean while it lasted
+    last_clean: datetime | None = None  # end of the newest clean data of this block
     # running sums over `buckets`, kept by put/prune so a quiet network costs O(1) per poll
     valid_total: int = field(default=0, init=False, repr=False)
     signs_total: int = field(default=0, init=False, repr=False)
@@ -196,6 +207,9 @@ class NetworkState:
             d["pruned"] = self.pruned.to_row()
         if self.pruned_after:
             d["pruned_after"] = self.pruned_after.to_row()
+        if self.status == BLOCKED:
+            d.update(raised=[self.raised_valid, self.raised_span], bites=self.bites, clean_hours=self.clean_hours,
+                     last_clean=iso(self.last_clean))
         return d
 
     @classmethod
@@ -217,6 +231,11 @@ class NetworkState:
             sightings=dict(map(_sighting_from_row, d.get("sightings", ()))),
             pruned=Tally.from_row(d.get("pruned")),
             pruned_after=Tally.from_row(d.get("pruned_after")),
+            raised_valid=int(d.get("raised", (0, 0))[0]),
+            raised_span=int(d.get("raised", (0, 0))[1]),
+            bites=int(d.get("bites", 0)),
+            clean_hours=int(d.get("clean_hours", 0)),
+            last_clean=parse_iso(d.get("last_clean")),
         )
 
 
@@ -231,6 +250,9 @@ class BlockState:
     intermittent: bool = False  # the current block has come and gone (sticky until it ends)
     last_data: datetime | None = None  # the newest data seen (end of the newest bucket, capped at now)
     cleared_blocks: list[NetworkBlock] = field(default_factory=list)  # networks cleared while the block went on
+    pending: list[Change] = field(default_factory=list)  # changes not yet announced (see Thresholds.changed_every)
+    pending_since: datetime | None = None  # when the oldest pending change was noticed
+    last_alert: datetime | None = None  # when the latest event of this pair was raised
     # Whether the latest detect() call changed anything in it (not stored): the poller writes only
     # changed states. Conservative: True may mean "perhaps" (a blocked network, a filling bucket).
     changed: bool = field(default=False, init=False, compare=False, repr=False)
@@ -266,6 +288,22 @@ class BlockState:
     def evidence(self) -> tuple[str, ...]:
         return tuple(uid for net in self._blocked_networks() for uid in net.evidence)
 
+    @property
+    def pattern(self) -> Pattern | None:
+        """The rhythm of an intermittent block, over its blocked networks (None when not intermittent)."""
+        nets = self._blocked_networks()
+        if not self.intermittent or not nets:
+            return None
+        bites = clean = 0
+        for net in nets:
+            bites, clean = bites | net.bites, clean | net.clean_hours
+        if not bites:
+            return None
+        blocked = [n.last_anomalous for n in nets if n.last_anomalous]
+        cleaned = [n.last_clean for n in nets if n.last_clean]
+        return pattern(zone_of(self.country), bites, clean, DEFAULT.continuous_max_gap,
+                       max(blocked, default=None), max(cleaned, default=None))
+
     def to_json(self) -> str:
         """The stored form: exactly `json.dumps(self.to_dict(), separators=(",", ":"))`, built from each
         network's kept text, so only the networks the last polls changed are written out again."""
@@ -285,6 +323,9 @@ class BlockState:
             "last_data": iso(self.last_data),
             "networks": {str(asn): net.to_dict() for asn, net in sorted(self.networks.items())} if networks else 0,
             "cleared_blocks": [b.to_dict() for b in self.cleared_blocks],
+            "pending": [c.to_dict() for c in self.pending],
+            "pending_since": iso(self.pending_since),
+            "last_alert": iso(self.last_alert),
         }
 
     @classmethod
@@ -297,6 +338,9 @@ class BlockState:
             intermittent=bool(d.get("intermittent", False)),
             last_data=parse_iso(d.get("last_data")),
             cleared_blocks=[NetworkBlock.from_dict(b) for b in d.get("cleared_blocks", ())],
+            pending=[Change.from_dict(c) for c in d.get("pending", ())],
+            pending_since=parse_iso(d.get("pending_since")),
+            last_alert=parse_iso(d.get("last_alert")),
         )
 
 

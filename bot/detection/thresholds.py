@@ -39,12 +39,26 @@ class Thresholds:
     # More valid data is needed to say "it works again" than to raise the alarm: a wrong unblock
     # would tell journalists a block is over while it goes on.
     clear_min_valid: int = 8
-    # OK must hold over two days: covers night-time lapses and a day off of an exam-hours block.
-    clear_after: timedelta = timedelta(hours=48)
-    # Once a block has been seen to come and go, it must stay off over a weekend (Fri evening to Mon).
-    clear_after_intermittent: timedelta = timedelta(hours=72)
+    # A probe run takes minutes and may straddle an hour: anomalous buckets starting this far apart are
+    # two runs, and a network only one run speaks for needs them (or a second network, or a big sample).
+    corroboration_gap: timedelta = timedelta(hours=2)
+    # A single run this big is more than one probe's test list (TikTok's AZ list is 25 URLs): it decides alone.
+    lone_run_valid: int = 50
+    # A second network corroborates when its own block showed within this time of the thin one's.
+    peer_within: timedelta = timedelta(hours=24)
+    # Clean data after the block's last showing must span this long at least (two runs, not one lucky probe)...
+    clear_min_span: timedelta = timedelta(hours=3)
+    # ...and is enough once it spans this long, however strong the evidence that raised the alarm was.
+    clear_within: timedelta = timedelta(hours=12)
+    # A block seen biting at hours of the day with no gap longer than this is continuous; otherwise
+    # (daytime only, or not seen at night yet) its clean data must cover the hours when it used to bite.
+    continuous_max_gap: timedelta = timedelta(hours=8)
+    # How long a blocked network's data is kept: a weekday-only block's clean stretch runs Fri to Mon.
+    clear_horizon: timedelta = timedelta(days=4)
+    # Alert watchers at most once per this for `changed`: changes within it go out as one message.
+    changed_every: timedelta = timedelta(hours=6)
     # A bucket with at least this many anomalies, mostly anomalous, means "not over yet": the block
-    # must be absent for the whole clearing window (an exam hour or a blocked day resets it), while
+    # must be absent from the clean stretch that clears it (an exam hour or a blocked day resets it), while
     # a single stray anomaly (a 1-of-1 bucket) does not.
     burst_anomalies: int = 2
     # An OK stretch between anomalous buckets marks a block intermittent only with this much data...
@@ -57,7 +71,7 @@ class Thresholds:
     @property
     def retention(self) -> timedelta:
         """How far back a blocked network's buckets are kept (the longest window that reads them)."""
-        return max(self.window, self.clear_after, self.clear_after_intermittent)
+        return max(self.window, self.clear_horizon)
 
     def __post_init__(self) -> None:
         # the bar for each sample size, computed once (not a field: equality and hash ignore it)
