@@ -20,14 +20,18 @@ def finding_texts(db, chat_ids: list[int], country, platform, text: str) -> dict
     return {lang: render("finding", lang, country=country, platform=platform, text=text) for lang in languages}
 
 
-def decide(db, draft_id: int, user_id: int, confirm: bool, now: datetime) -> tuple[str, int]:
-    """What a press on a preview's button does: (outcome, recipients)."""
+def decide(db, draft_id: int, user_id: int, confirm: bool, now: datetime, admin_ids=None) -> tuple[str, int]:
+    """What a press on a preview's button does: (outcome, recipients). `admin_ids` are ADMIN_IDS as they
+    are now: an admin removed since the preview (a restart without them) can no longer send it."""
     with transaction(db):
         draft = drafts.get_draft(db, draft_id)
         if draft is None:
             return "unknown", 0
         if draft["admin_id"] != user_id:
             return "not_yours", 0
+        if admin_ids is not None and user_id not in admin_ids:
+            audit.record(db, user_id, "broadcast_refused_not_admin", now, draft=draft_id)
+            return "not_admin", 0
         if draft["status"] != "pending":
             return f"already_{draft['status']}", 0
         if not drafts.close_draft(db, draft_id, "sent" if confirm else "cancelled", now - DRAFT_TTL):

@@ -40,7 +40,7 @@ from bot.services import Services
 from bot.sources.base import Source, SourceError
 from bot.sources.ioda import IodaSource
 from bot.sources.ooni import OoniSource
-from storage.db import Store, data_version, transaction
+from storage.db import Store, data_version, is_outage, transaction
 from storage.outages import load_outage, save_outage
 from storage.states import load_state, save_state
 from storage.subscriptions import watched_pairs
@@ -185,6 +185,9 @@ class Poller:
     def _log_fault(self, where: str, error: BaseException) -> None:
         """An unexpected exception: the traceback once per kind, then a debug line (not every cycle)."""
         kind = f"{where}:{type(error).__name__}"
+        if is_outage(error):  # the store logs each database outage's start and end, once each, every time
+            log.debug("%s failed: the database is unavailable (%s)", where, error)
+            return
         if kind in self._logged_faults:
             log.debug("%s failed again: %s: %s", where, type(error).__name__, error)
             return

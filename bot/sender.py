@@ -39,6 +39,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from bot import chat_clock
 from storage import chat_settings, outbox
+from storage.db import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +189,11 @@ class Sender:
                     await self._sleep_until_due()
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # e.g. the database busy: alerts must not stop for good
-                    log.exception("the sender loop failed; trying again in %.0fs", self.idle_check)
+                except Exception as error:  # e.g. the database busy: alerts must not stop for good
+                    if is_outage(error):  # the store logs a database outage's start and end, once each
+                        log.debug("the sender waits for the database: %s", error)
+                    else:
+                        log.exception("the sender loop failed; trying again in %.0fs", self.idle_check)
                     await asyncio.sleep(self.idle_check)
         except asyncio.CancelledError:
             await self._finish_in_flight()

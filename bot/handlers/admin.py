@@ -7,6 +7,7 @@ audit table. A broadcast goes out through the outbox like an alert: same rate li
 
 from __future__ import annotations
 
+import logging
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -20,6 +21,8 @@ from bot.handlers.common import language_of, refuse_unless_bot_admin, reply, rep
 from bot.parsing import BadInput, check_length, parse_country
 from bot.render import TELEGRAM_LIMIT, render, render_plain, telegram_length
 from storage import drafts, stats as stats_store, subscriptions
+
+log = logging.getLogger(__name__)
 
 CALLBACK_PREFIX = "bc"
 
@@ -86,8 +89,10 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     svc = services(context)
     outcome, count = await svc.store.run(
-        broadcasts.decide, int(parts[2]), update.effective_user.id, parts[1] == "ok", svc.clock()
+        broadcasts.decide, int(parts[2]), update.effective_user.id, parts[1] == "ok", svc.clock(), svc.settings.admin_ids
     )
+    if outcome == "not_admin":
+        log.warning("refused a broadcast's Confirm from someone no longer in ADMIN_IDS")
     if outcome == "sent":
         await svc.wake_sender()
     await query.answer(render_plain("notice", lang, kind=outcome, count=count))

@@ -106,7 +106,14 @@ def is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
 
 
 async def refuse_unless_bot_admin(update: Update, context: ContextTypes.DEFAULT_TYPE, command: str) -> bool:
-    """True (and a plain refusal sent, and logged) when the sender is not in ADMIN_IDS."""
+    """True (and a refusal sent) unless the sender is in ADMIN_IDS *now* and writes in the private chat with
+    the bot: in a group, an admin's previews, signal lists and statistics would be posted to everyone, so
+    there the answer is one line pointing to the private chat (whoever asks: it tells nobody who is admin)."""
+    chat = update.effective_chat
+    if chat is not None and chat.type != Chat.PRIVATE:
+        await reply(update, context, "errors", kind="admin_private_only", command=command,
+                    link=f"https://t.me/{context.bot.username}")
+        return True
     if is_admin(update, context):
         return False
     log.warning("refused /%s from a non-admin", command)  # no id: the sender may be a reporter

@@ -1,0 +1,128 @@
+"""Hard to abuse, private by default (issue 12), end to end through the real Application and the fake
+Bot API: rights checked when an admin acts, admin views kept out of groups, the database's files
+private, and every database outage logged at its start and its end."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import stat
+
+from storage import audit, outbox, reports
+from tests.conftest import ADMIN
+from tests.harness import running_bot, settled
+
+ALICE = 201  # watches AZ tiktok
+GROUP = -1009876
+
+
+def buttons(call) -> list[str]:
+    return [b["callback_data"] for row in call.params["reply_markup"]["inline_keyboard"] for b in row]
+
+
+# -- rights at every acting step ---------------------------------------------------------------
+
+
+async def test_a_removed_admin_cannot_confirm_a_broadcast_prepared_before(telegram, tmp_path):
+    database = tmp_path / "bot.db"
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset({ADMIN})) as bot:
+        await bot.say("/watch AZ tiktok", chat_id=ALICE)
+        preview = await bot.say("/broadcast AZ tiktok TikTok is blocked on Delta", chat_id=ADMIN)
+        confirm, _ = buttons(preview)
+    # restarted without that admin: the pending draft must not reach anyone
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset()) as bot:
+        telegram.press_button(ADMIN, ADMIN, preview.result["message_id"], confirm)
+        [notice] = await telegram.wait_for("answerCallbackQuery")
+        assert notice.params["text"] == "Only the bot's admins can press this."
+        await settled(bot)
+        assert len(telegram.sent(ALICE)) == 1  # only the /watch answer
+        assert await bot.store.run(outbox.deliveries_of, ALICE) == []
+        assert [row["action"] for row in await bot.store.run(audit.entries)] == ["broadcast_refused_not_admin"]
+    # put back in ADMIN_IDS, the same admin's Confirm works: the check is against ADMIN_IDS as they are now
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset({ADMIN})) as bot:
+        telegram.press_button(ADMIN, ADMIN, preview.result["message_id"], confirm)
+        finding = (await telegram.wait_sent(ALICE, count=2))[-1]
+        assert "TikTok is blocked on Delta" in finding.text
+
+
+async def test_a_removed_admin_cannot_confirm_or_dismiss_a_signal(telegram, tmp_path):
+    database = tmp_path / "bot.db"
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset({ADMIN}), signal_min_reporters=2) as bot:
+        for user in (9101, 9102):
+            await bot.say("/report AZ whatsapp slow", chat_id=user, user_id=user)
+        await telegram.wait_sent(ADMIN)
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset({778}), signal_min_reporters=2) as bot:
+        for command in ("/confirm 1 seen", "/dismiss 1"):
+            assert "Only the bot's admins" in (await bot.say(command, chat_id=ADMIN)).text
+        [signal] = bot.store.run_sync(reports.signals)
+        assert signal["status"] == "pending"
+
+
+# -- admin views stay out of groups ------------------------------------------------------------
+
+
+async def test_admin_commands_in_a_group_point_to_the_private_chat(telegram, tmp_path):
+    async with running_bot(telegram, tmp_path / "bot.db", admin_ids=frozenset({ADMIN})) as bot:
+        telegram.set_chat_admins(GROUP, [ADMIN])
+        for command in ("/signals", "/stats", "/broadcast AZ tiktok TikTok is blocked", "/confirm 1", "/dismiss 1"):
+            before = len(telegram.sent(GROUP))
+            answer = await bot.say(command, chat_id=GROUP, user_id=ADMIN)
+            assert answer.text == f"Admin commands work only in the private chat with the bot: https://t.me/{bot.app.bot.username}"
+            assert len(telegram.sent(GROUP)) == before + 1 and "reply_markup" not in answer.params  # one line, no preview
+        assert await bot.store.run(lambda db: db.execute("select count(*) from drafts").fetchone()[0]) == 0
+        # in the private chat the same admin gets the real thing
+        assert "Chats" in (await bot.say("/stats", chat_id=ADMIN)).text
+
+
+# -- the database's files are private --------------------------------------------------------------
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_the_database_its_wal_and_shm_are_0600_in_a_0700_folder(telegram, tmp_path):
+    database = tmp_path / "data" / "blockwatch.db"
+    async with running_bot(telegram, database) as bot:
+        await bot.say("/watch AZ tiktok", chat_id=ALICE)
+        files = [database, database.with_name("blockwatch.db-wal"), database.with_name("blockwatch.db-shm")]
+        assert all(f.exists() for f in files)
+        assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+        assert _mode(database.parent) == 0o700
+
+
+async def test_a_database_left_readable_by_an_older_release_is_made_private(telegram, tmp_path):
+    database = tmp_path / "blockwatch.db"
+    sqlite3.connect(database).execute("create table t (x)").connection.close()
+    database.chmod(0o644)
+    async with running_bot(telegram, database) as bot:
+        await bot.say("/watch AZ tiktok", chat_id=ALICE)
+        assert _mode(database) == 0o600
+        assert _mode(database.with_name("blockwatch.db-wal")) == 0o600
+
+
+# -- database outages are logged at their start and end, every time ---------------------------------
+
+
+async def test_each_database_outage_is_logged_once_when_it_starts_and_once_when_it_ends(telegram, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="storage.db")
+    database = tmp_path / "bot.db"
+    async with running_bot(telegram, database) as bot:
+        bot.store.run_sync(lambda db: db.execute("PRAGMA busy_timeout=50"))  # fail fast while another writer holds the lock
+        for outage in range(2):
+            holder = sqlite3.connect(database, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock: writes fail
+            for n in range(3):  # three writes fail during the outage (each answered with an apology)
+                telegram.send_text(300 + n, 300 + n, "/watch AZ tiktok")
+            await telegram.wait_for("sendMessage", count=3 * (outage + 1) + outage, timeout=10)
+            holder.execute("ROLLBACK")
+            holder.close()
+            assert "TikTok" in (await bot.say("/watch AZ tiktok", chat_id=400 + outage)).text  # it works again
+        lines = [r.getMessage() for r in caplog.records if r.name == "storage.db"]
+        starts = [line for line in lines if "is unavailable" in line]
+        ends = [line for line in lines if "is available again" in line]
+        assert len(starts) == 2 and len(ends) == 2, lines
+        assert all("database is locked" in line for line in starts), starts
+        # the three /watch writes (the reports' upkeep loop may have tried a purge in the same outage)
+        assert all(int(re.search(r"\((\d+) calls failed meanwhile\)", line)[1]) >= 3 for line in ends), ends
