@@ -34,7 +34,8 @@ from bot.pseudonym import Pseudonyms
 from bot.render import DEFAULT_LANGUAGE, LANGUAGES, render_plain
 from bot.sender import Sender
 from bot.services import Services
-from bot.telegram_http import AiohttpRequest
+from bot.flood import FloodControl, StoredChatFate
+from bot.telegram_http import ANSWER_TIMEOUT, AiohttpRequest
 from storage.db import Store
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,10 @@ def build_application(
     token: str | None = None,
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
+    answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Application:
-    """The Application for `services`; `request` replaces HTTP (the console uses that)."""
+    """The Application for `services`; `request` replaces HTTP (the console uses that), not the way out:
+    every call still passes FloodControl. `answer_timeout`: how long a call waits for Telegram's answer."""
     settings = services.settings
     builder = (
         ApplicationBuilder()
@@ -158,11 +161,13 @@ def build_application(
         .base_url(f"{settings.telegram_api_url}/bot")
         .base_file_url(f"{settings.telegram_api_url}/file/bot")
         .concurrent_updates(PerChatOrder())
+        # the one way out: every Bot API call, replies and the Sender's alerts alike (bot/flood.py)
+        .rate_limiter(FloodControl(settings.send_rate, fate=StoredChatFate(services.store)))
         .post_init(_post_init)
         .post_stop(_post_stop)
     )
     if request is None:
-        request = AiohttpRequest()
+        request = AiohttpRequest(read_timeout=answer_timeout)
         # a long poll holds its connection for up to `timeout` seconds: it gets its own session
         updates_request = AiohttpRequest(pool_size=1, read_timeout=None)
     builder = builder.request(request).get_updates_request(updates_request or request)

@@ -1,21 +1,21 @@
 """The outbox drain loop: sends queued deliveries to Telegram within its limits, each exactly once.
 
 One Sender per process. It takes the head of each chat's queue (storage/outbox.py keeps the order)
-and sends it through the Application's bot:
+and sends it through the Application's bot, so through bot/flood.py, the one place that knows
+Telegram's limits — which the Sender shares with the replies to commands:
 
-- overall at most SEND_RATE messages/s (`SendWindow`: starts spaced 1/rate apart, and never more
-  than `rate` sends counted in any second, each counted until a second after Telegram answered —
-  so jitter on the way cannot push a burst over Telegram's sliding window);
-- per chat one message at a time, in queue order, at least a second apart;
-- 429: every send waits `retry_after`, the delivery goes again, first in its chat;
+- overall at most SEND_RATE messages/s (flood.SendGate), replies to commands going first;
+- per chat one message at a time, in queue order, at least a second apart (a group's 3 s);
+- 429: every send waits `retry_after` (remembered across a restart), the delivery goes again, first in its chat;
 - 403 (blocked, kicked) or "chat not found": the chat's watches are paused, its waiting deliveries dropped;
 - ChatMigrated: the chat's watches and deliveries move to the new id, and it is sent there;
-- timeouts, network errors, Telegram 5xx: sent again with exponential backoff;
+- no connection, Telegram 5xx (flood.Fate "not_sent"): sent again with exponential backoff;
+- a timeout after the request went out (fate unknown): sent again once; a second unknown fails it;
 - other 400s: the delivery fails for good (logged), the chat's next one goes on.
 
-A delivery is marked `sending` just before the call and `sent` only after Telegram accepted it.
-At start, rows left `sending` by a killed process are sent again (see storage/outbox.py): a hard
-kill can repeat at most the messages that were in flight — one per chat, `max_in_flight` in all.
+A delivery is marked `sending` once its turn in the gate has come, just before the call, and `sent`
+only after Telegram accepted it. At start, rows left `sending` by a killed process count as a send of
+unknown fate (see storage/outbox.py): at most one duplicate each, `max_in_flight` in all.
 A clean stop (SIGTERM) lets in-flight sends finish and records them, so it repeats nothing.
 """
 
@@ -35,80 +35,23 @@ from typing import Any
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import TelegramError
 
 from bot import chat_clock
+from bot.flood import ALERT, PER_CHAT_INTERVAL, PER_GROUP_INTERVAL, FloodControl, SendGate, fate_of
 from storage import chat_settings, outbox
 from storage.db import is_outage
 
 log = logging.getLogger(__name__)
 
-PER_CHAT_INTERVAL = 1.0  # Telegram: about one message per second to the same chat
-PER_GROUP_INTERVAL = 3.0  # Telegram: at most 20 messages a minute to the same group
 MAX_BACKOFF = 300.0  # seconds; a delivery keeps trying through a long Telegram outage
 GIVE_UP_AFTER = 10  # attempts, for errors we do not understand (never for timeouts or network errors)
 IDLE_CHECK = 5.0  # seconds between looks at the outbox when nobody wakes us (another process may queue)
 STOP_GRACE = 5.0  # seconds a clean stop waits for sends in flight to be answered
 KEEP_FINISHED = timedelta(days=30)  # sent/dropped/failed deliveries are kept this long for /stats and audits
-GONE_CHAT = ("chat not found", "user is deactivated", "peer_id_invalid", "bot was kicked", "not enough rights to send")
 
 
-class SendWindow:
-    """The overall send limit: starts spaced 1/rate apart and at most `rate` sends in any one second.
-
-    A send counts from its start until `period` after its answer arrived, so however the requests
-    travel, Telegram never sees more than `size` of them within one period.
-    """
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep=asyncio.sleep):
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.size = max(1, math.floor(rate)) if math.isfinite(rate) else math.inf
-        self.period = self.size / rate if math.isfinite(rate) else 0.0
-        self.spacing = 1.0 / rate
-        self.paused_until = 0.0  # a 429 holds every send until then
-        self._clock = clock
-        self._sleep = sleep
-        self._open = 0  # sends started and not yet answered
-        self._answered: deque[float] = deque()
-        self._next_start = 0.0
-        self._freed = asyncio.Event()
-
-    def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, self._clock() + seconds)
-
-    async def acquire(self) -> None:
-        while True:
-            now = self._clock()
-            while self._answered and self._answered[0] <= now - self.period:
-                self._answered.popleft()
-            wait = max(self.paused_until - now, self._next_start - now)
-            if wait <= 0:
-                if self._open + len(self._answered) < self.size:
-                    self._open += 1
-                    # on the ideal timeline: a late wake-up does not push every later send back
-                    self._next_start = max(self._next_start, now - self.spacing) + self.spacing
-                    return
-                if self._answered:
-                    wait = self._answered[0] + self.period - now
-                else:  # all slots are in flight: the first answer frees one
-                    self._freed.clear()
-                    await self._freed.wait()
-                    continue
-            await self._sleep(max(wait, 0.0005))
-
-    def ready(self) -> bool:
-        """Whether a send may start now without waiting."""
-        now = self._clock()
-        while self._answered and self._answered[0] <= now - self.period:
-            self._answered.popleft()
-        return self.paused_until <= now and self._next_start <= now and self._open + len(self._answered) < self.size
-
-    def release(self) -> None:
-        self._open -= 1
-        if self.period:
-            self._answered.append(self._clock())
-        self._freed.set()
+SendWindow = SendGate  # its old name
 
 
 @dataclass
@@ -117,6 +60,7 @@ class SenderStats:
     failed: int  # refused for good since start
     dropped: int  # not sent because the chat blocked the bot or is gone, since start
     retried: int  # sends that will be tried again (429, timeouts, network) since start
+    unknown: int  # sends whose fate was unknown (sent once more: a chat may have seen it twice) since start
     backlog: int  # deliveries waiting now (pending + sending)
 
 
@@ -151,11 +95,12 @@ class Sender:
         self.idle_check = idle_check
         self.max_backoff = max_backoff
         self._clock = clock  # wall clock: not_before is stored and must survive a restart
-        self.window = SendWindow(rate)
+        self.window = SendGate(rate)  # the bot's own gate replaces it when the bot has FloodControl
+        self._alert_args: dict[str, Any] = {}
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
-        self.sent = self.failed = self.dropped = self.retried = 0
+        self.sent = self.failed = self.dropped = self.retried = self.unknown = 0
         self.backlog = 0
         self.recovered: list[int] = []  # deliveries found `sending` at start (possibly sent before the kill)
         self._sent_queue: list[tuple[int, int, float, asyncio.Future]] = []
@@ -170,17 +115,21 @@ class Sender:
     async def stats(self) -> SenderStats:
         counts = await self.store.run(outbox.counts)
         self.backlog = counts["backlog"]
-        return SenderStats(self.sent, self.failed, self.dropped, self.retried, self.backlog)
+        return SenderStats(self.sent, self.failed, self.dropped, self.retried, self.unknown, self.backlog)
 
     async def run(self) -> None:
         """The loop: recover what a killed process left, then send whatever falls due, until cancelled."""
         self._ensure_bot()
-        self.recovered = await self.store.run(outbox.recover)
+        self.recovered, given_up = await self.store.run(outbox.recover)
+        self.unknown += len(self.recovered)
         if self.recovered:
             log.warning(
-                "%d deliveries were being sent when the bot last stopped; sending them again "
+                "%d deliveries were being sent when the bot last stopped; sending them again once "
                 "(a chat may see one of them twice)", len(self.recovered)
             )
+        if given_up:
+            self.failed += len(given_up)
+            log.error("%d deliveries were in doubt a second time when the bot stopped: not sent again (they may have arrived)", len(given_up))
         await self.store.run(outbox.prune, datetime.now(timezone.utc) - KEEP_FINISHED)
         try:
             while True:
@@ -251,42 +200,60 @@ class Sender:
                 parse_mode=ParseMode.HTML,
                 disable_notification=silent,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
+                **self._alert_args,
                 **self._timeouts(),
             )
-        except RetryAfter as error:
-            seconds = _seconds(error)
-            self.window.pause(seconds)
-            self.retried += 1
-            log.warning("Telegram asked to wait %.0fs (429); delivery %d goes again then", seconds, delivery.id)
-            await self.store.run(outbox.retry_later, delivery.id, self._clock() + seconds, f"429 retry after {seconds:g}s")
-        except ChatMigrated as error:
-            new_id = error.new_chat_id
-            log.info("chat %s became supergroup %s: its watches and deliveries move there", delivery.chat_id, new_id)
-            await self.store.run(outbox.move_chat, delivery.chat_id, new_id)
-        except Forbidden as error:
-            await self._drop_chat(delivery, error)
-        except BadRequest as error:
-            if any(sign in error.message.lower() for sign in GONE_CHAT):
-                await self._drop_chat(delivery, error)
-            else:
-                self.failed += 1
-                log.error("Telegram refused delivery %d (%s) to chat %s: %s", delivery.id, delivery.kind, delivery.chat_id, error.message)
-                await self.store.run(outbox.fail, delivery.id, f"400 {error.message}")
-        except (TimedOut, NetworkError) as error:  # includes Telegram's 5xx: nothing says it arrived
-            await self._retry(delivery, error, give_up=False)
-        except TelegramError as error:
-            await self._retry(delivery, error, give_up=True)
         except asyncio.CancelledError:
             raise  # left `sending`: the next start sends it again
-        except Exception as error:  # a bug must not stop the loop or lose the delivery
-            log.exception("sending delivery %d failed unexpectedly", delivery.id)
-            await self._retry(delivery, error, give_up=True)
+        except Exception as error:
+            await self._settle_failure(delivery, error)
         else:
             self.sent += 1
             with contextlib.suppress(Exception):  # logged by the flush; the row stays `sending`
                 await self._record_sent(delivery.id, message.message_id)
         finally:
             self._release()  # only now: a slot is free once what it sent is recorded
+
+    async def _settle_failure(self, delivery: outbox.Delivery, error: Exception) -> None:
+        """What Telegram's answer (flood.fate_of) means for this delivery, written to the outbox."""
+        fate = fate_of(error)
+        if fate.kind == "wait":
+            self.window.pause(fate.seconds)
+            self.retried += 1
+            log.debug("delivery %d goes again in %.0fs (429)", delivery.id, fate.seconds)
+            await self.store.run(outbox.retry_later, delivery.id, self._clock() + fate.seconds, f"429 retry after {fate.seconds:g}s")
+        elif fate.kind == "moved":
+            log.info("chat %s became supergroup %s: its watches and deliveries move there", delivery.chat_id, fate.new_chat_id)
+            await self.store.run(outbox.move_chat, delivery.chat_id, fate.new_chat_id)
+        elif fate.kind == "gone":
+            await self._drop_chat(delivery, error)
+        elif fate.kind == "refused":
+            self.failed += 1
+            log.error("Telegram refused delivery %d (%s) to chat %s: %s", delivery.id, delivery.kind, delivery.chat_id, error)
+            await self.store.run(outbox.fail, delivery.id, f"400 {getattr(error, 'message', error)}")
+        elif fate.kind == "not_sent":  # a long outage is waited out: it never reached Telegram
+            await self._retry(delivery, error, give_up=False)
+        elif fate.kind == "unknown":
+            await self._unknown(delivery, error)
+        else:  # a bug or an answer we do not understand: tried a few times, then failed
+            if not isinstance(error, TelegramError):
+                log.error("sending delivery %d failed unexpectedly", delivery.id, exc_info=error)
+            await self._retry(delivery, error, give_up=True)
+
+    async def _unknown(self, delivery: outbox.Delivery, error: Exception) -> None:
+        """The request went out and no answer came: it may have arrived. Once more at most."""
+        reason = f"{type(error).__name__}: {error}"
+        if delivery.unknown >= 1:
+            self.failed += 1
+            log.error("delivery %d to chat %s: fate unknown a second time (%s); not sent again, it may have arrived",
+                      delivery.id, delivery.chat_id, reason)
+            await self.store.run(outbox.fail, delivery.id, f"fate unknown twice: {reason}")
+            return
+        self.unknown += 1
+        self.retried += 1
+        log.warning("delivery %d to chat %s: no answer (%s); sent once more, the chat may see it twice",
+                    delivery.id, delivery.chat_id, reason)
+        await self.store.run(outbox.retry_unknown, delivery.id, self._clock() + 1.0, reason)
 
     async def _record_sent(self, delivery_id: int, message_id: int) -> None:
         """Mark a delivery sent; answers arriving together are written in one transaction."""
@@ -312,10 +279,11 @@ class Sender:
                 if not done.done():
                     done.set_result(None)
 
-    async def _drop_chat(self, delivery: outbox.Delivery, error: TelegramError) -> None:
-        dropped = await self.store.run(outbox.drop_chat, delivery.chat_id, f"{type(error).__name__}: {error.message}")
+    async def _drop_chat(self, delivery: outbox.Delivery, error: Exception) -> None:
+        message = getattr(error, "message", str(error))
+        dropped = await self.store.run(outbox.drop_chat, delivery.chat_id, f"{type(error).__name__}: {message}")
         self.dropped += dropped
-        log.info("chat %s is gone (%s): watches paused, %d deliveries dropped", delivery.chat_id, error.message, dropped)
+        log.info("chat %s is gone (%s): watches paused, %d deliveries dropped", delivery.chat_id, message, dropped)
 
     async def _retry(self, delivery: outbox.Delivery, error: Exception, *, give_up: bool) -> None:
         attempts = delivery.attempts + 1
@@ -346,6 +314,10 @@ class Sender:
             if self._bot_from is None:
                 raise RuntimeError("the Sender has no bot to send with")
             self.bot = self._bot_from()
+        limiter = getattr(self.bot, "rate_limiter", None)
+        if isinstance(limiter, FloodControl) and self.window is not limiter.gate:
+            self.window = limiter.gate  # one gate for alerts and replies: replies go first
+            self._alert_args = {"rate_limit_args": ALERT}
 
     async def _sleep_until_due(self) -> None:
         next_due = await self.store.run(outbox.next_due)
@@ -374,10 +346,3 @@ def _in_quiet_hours(db, chat_ids: list[int], now: datetime) -> set[int]:
     """The chats whose quiet hours (/quiet, on their own clock) include `now`: their messages come silently."""
     return {chat_id for chat_id, settings in chat_settings.zones_of(db, chat_ids).items()
             if chat_clock.is_quiet(now, settings.zone, settings.quiet)}
-
-
-def _seconds(error: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns when retry_after is read as an int
-        warnings.simplefilter("ignore")
-        value = error.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)

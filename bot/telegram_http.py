@@ -3,6 +3,11 @@
 Measured (bench/bench_commands.py): httpx's connection pool bookkeeping was the largest cost of
 a reply; aiohttp, which the project already uses for OONI, does the same request for less.
 Only what the bot sends is supported: form fields, and files as multipart.
+
+It tells apart the two ways a call can fail without an answer (bot/flood.py acts on it): `NotSent`
+when the request surely never reached Telegram (no connection, a connect timeout, a 5xx answer),
+PTB's `TimedOut` / `NetworkError` when it went out and its fate is unknown. Answers may take tens of
+seconds under load, so a call waits ANSWER_TIMEOUT for one before its fate becomes unknown.
 """
 
 from __future__ import annotations
@@ -14,8 +19,15 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 
+ANSWER_TIMEOUT = 60.0  # seconds; a shorter wait turns a slow Telegram into duplicates
+
+
+class NotSent(NetworkError):
+    """The request did not reach Telegram, or Telegram said it failed (5xx): sending it again cannot duplicate it."""
+
+
 class AiohttpRequest(BaseRequest):
-    def __init__(self, *, read_timeout: float | None = 5.0, connect_timeout: float = 5.0, pool_size: int = 256):
+    def __init__(self, *, read_timeout: float | None = ANSWER_TIMEOUT, connect_timeout: float = 5.0, pool_size: int = 256):
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
         self._pool_size = pool_size
@@ -64,7 +76,12 @@ class AiohttpRequest(BaseRequest):
                 data = request_data.json_parameters
         try:
             async with self._session.request(method, url, data=data, timeout=timeout) as response:
-                return response.status, await response.read()
+                body = await response.read()
+                if response.status >= 500:
+                    raise NotSent(f"Telegram answered {response.status}: {body[:200].decode(errors='replace')}")
+                return response.status, body
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            raise NotSent(f"aiohttp.{error.__class__.__name__}: {error}") from error
         except asyncio.TimeoutError as error:
             raise TimedOut from error
         except aiohttp.ClientError as error:

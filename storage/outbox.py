@@ -11,10 +11,13 @@ A chat's deliveries go out in id order, one at a time: a delivery is due only wh
 delivery of its chat is still pending or sending, and not before its `not_before` (Unix seconds),
 which carries the 1 message/s per chat spacing, Telegram's retry_after and the backoff.
 
-A row still `sending` when a process starts was handed to Telegram by a process that died before
-the answer was recorded: `recover` puts it back to pending, so it is sent again (at least once,
-never lost). That is the only way a message can reach a chat twice, and there is at most one such
-row per chat and no more than the sender's in-flight limit in all.
+A send whose fate is unknown — its answer never came, or it was still `sending` when the process
+died — may have reached the chat. It is sent again once (`unknown` counts these), so a chat can see
+it twice; if its fate is unknown a second time it is not sent again but marked failed: at most one
+duplicate of a message, and no more such rows than the sender had in flight.
+
+`telegram_pause` remembers until when Telegram asked the bot to stop sending (429 retry_after,
+which can be minutes), so that a restart keeps waiting.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Delivery:
     text: str
     kind: str
     attempts: int  # sends tried before this one
+    unknown: int = 0  # earlier sends of it whose fate is unknown (it may have arrived)
 
 
 # --- queueing (inside the caller's transaction) ---------------------------------------------------
@@ -137,16 +141,23 @@ def chats_with_ref(db: sqlite_utils.Database, ref: str) -> set[int]:
 # --- the sender's side ------------------------------------------------------------------------------------
 
 
-def recover(db: sqlite_utils.Database) -> list[int]:
-    """At start: deliveries left `sending` by a process that stopped mid-call go back to pending; their ids."""
+def recover(db: sqlite_utils.Database) -> tuple[list[int], list[int]]:
+    """At start: deliveries left `sending` by a process that stopped mid-call may have arrived. Those
+    never in doubt before go back to pending, to be sent once more; the others are failed. Both id lists."""
     with transaction(db):
-        ids = [row[0] for row in db.execute("select id from deliveries where status = 'sending' order by id").fetchall()]
-        db.execute("update deliveries set status = 'pending' where status = 'sending'")
-    return ids
+        rows = db.execute("select id, unknown from deliveries where status = 'sending' order by id").fetchall()
+        again = [id_ for id_, unknown in rows if unknown == 0]
+        given_up = [id_ for id_, unknown in rows if unknown > 0]
+        db.execute("update deliveries set status = 'pending', unknown = unknown + 1 where status = 'sending' and unknown = 0")
+        db.execute(
+            "update deliveries set status = 'failed', unknown = unknown + 1, "
+            "error = 'fate unknown twice (stopped mid-send): not sent again, it may have arrived' where status = 'sending'"
+        )
+    return again, given_up
 
 
 _DUE = (
-    "select d.id, d.chat_id, d.attempts, m.text, m.kind from deliveries d "
+    "select d.id, d.chat_id, d.attempts, m.text, m.kind, d.unknown from deliveries d "
     "join outbox_messages m on m.id = d.message_id "
     "where d.status = 'pending' and d.not_before <= ? "
     "and not exists (select 1 from deliveries e where e.chat_id = d.chat_id "
@@ -157,7 +168,10 @@ _DUE = (
 
 def due(db: sqlite_utils.Database, now: float, limit: int) -> list[Delivery]:
     """Deliveries that may go now, oldest first: the head of each chat's queue, if its time has come."""
-    return [Delivery(*row[:2], text=row[3], kind=row[4], attempts=row[2]) for row in db.execute(_DUE, [now, limit]).fetchall()]
+    return [
+        Delivery(*row[:2], text=row[3], kind=row[4], attempts=row[2], unknown=row[5])
+        for row in db.execute(_DUE, [now, limit]).fetchall()
+    ]
 
 
 def next_due(db: sqlite_utils.Database) -> float | None:
@@ -214,6 +228,15 @@ def retry_later(db: sqlite_utils.Database, delivery_id: int, not_before: float, 
     )
 
 
+def retry_unknown(db: sqlite_utils.Database, delivery_id: int, not_before: float, error: str) -> None:
+    """Its answer never came: sent once more from `not_before` (it may arrive twice), remembered as in doubt."""
+    db.execute(
+        "update deliveries set status = 'pending', not_before = ?, error = ?, unknown = unknown + 1 "
+        "where id = ? and status = 'sending'",
+        [not_before, error[:500], delivery_id],
+    )
+
+
 def fail(db: sqlite_utils.Database, delivery_id: int, error: str) -> None:
     """Telegram refused this message for good (a 400 that resending cannot fix)."""
     db.execute("update deliveries set status = 'failed', error = ? where id = ?", [error[:500], delivery_id])
@@ -249,6 +272,19 @@ def move_chat(db: sqlite_utils.Database, old_id: int, new_id: int) -> int:
             [old_id],
         )
     return cursor.rowcount
+
+
+def telegram_pause(db: sqlite_utils.Database) -> float | None:
+    """Until when (Unix seconds) Telegram last asked the bot to stop sending; None if never."""
+    row = db.execute("select until from telegram_pause where id = 1").fetchone()
+    return row[0] if row else None
+
+
+def set_telegram_pause(db: sqlite_utils.Database, until: float) -> None:
+    db.execute(
+        "insert into telegram_pause (id, until) values (1, ?) on conflict (id) do update set until = max(until, excluded.until)",
+        [until],
+    )
 
 
 def forget_chat(db: sqlite_utils.Database, chat_id: int) -> int:

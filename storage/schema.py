@@ -304,7 +304,6 @@ def _rebuild(conn, table: str, definition: str, time_columns: tuple[str, ...], i
         conn.execute("update sqlite_sequence set seq = max(seq, ?) where name = ?", [sequence[0], table])
 
 
-# The order they apply in: a new table family adds its set at the end.
 # -- internet outages (IODA) ---------------------------------------------------------------------
 
 outages = sqlite_utils.Migrations("outages")
@@ -315,7 +314,25 @@ def create_outage_states(db: sqlite_utils.Database) -> None:
     db["outage_states"].create({"country": str, "data": str, "updated_at": int}, pk="country", not_null={"data", "updated_at"})
 
 
-MIGRATIONS = (subscriptions, states, events, outbox, reports, findings, chat_settings, times, outages)
+# -- what the way out to Telegram remembers (bot/flood.py, bot/sender.py) ---------------------------
+
+sending = sqlite_utils.Migrations("sending")
+
+
+@sending()
+def count_unknown_fates(db: sqlite_utils.Database) -> None:
+    # sends of a delivery whose answer never came (it may have arrived): resent once at most
+    db.execute("alter table deliveries add column unknown integer not null default 0")
+
+
+@sending()
+def create_telegram_pause(db: sqlite_utils.Database) -> None:
+    # until when (Unix seconds) Telegram asked the bot to stop sending: a restart keeps waiting
+    db.execute("create table telegram_pause (id integer primary key check (id = 1), until real not null)")
+
+
+# The order they apply in: a new table family adds its set at the end.
+MIGRATIONS = (subscriptions, states, events, outbox, reports, findings, chat_settings, times, outages, sending)
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -80,15 +80,16 @@ def settings_for(fake: FakeTelegram, database: Path, **overrides) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeTelegram, database: Path, *, sending: bool = False, polling: bool = False, **overrides
+    fake: FakeTelegram, database: Path, *, sending: bool = False, polling: bool = False, build=None, **overrides
 ) -> AsyncIterator[BotUnderTest]:
     """The Application polling the fake, built as `blockwatch run` builds it, until the block ends.
 
-    `sending`: the sender drains the outbox; `polling`: the poller runs (off unless a test needs them)."""
+    `sending`: the sender drains the outbox; `polling`: the poller runs (off unless a test needs them);
+    `build`: keyword arguments for build_application (e.g. answer_timeout)."""
     settings = settings_for(fake, database, **overrides)
     store = await Store.open(settings.database_path)
     services = build_services(settings, store, sending=sending, polling=polling)
-    app = build_application(services)
+    app = build_application(services, **(build or {}))
     await app.initialize()
     await app.post_init(app)
     await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)

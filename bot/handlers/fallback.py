@@ -54,6 +54,9 @@ async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if isinstance(context.error, Forbidden):  # the chat blocked the bot: bot/flood.py paused it and said so
+        log.info("update %s not answered: %s", getattr(update, "update_id", "?"), context.error)
+        return
     log.error("a handler failed on update %s", getattr(update, "update_id", "?"), exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat and not isinstance(context.error, Forbidden):
         try:

@@ -519,6 +519,8 @@ class FakeTelegram:
         self._chat_sent_times: dict[int, deque[float]] = {}
         self._delay = 0.0
         self._delay_methods: frozenset[str] | None = None
+        self._answer_delay = 0.0  # sending's faults: see delay_answers
+        self._answer_delay_methods: frozenset[str] = SEND_METHODS
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -712,6 +714,20 @@ class FakeTelegram:
         The call still takes effect after the wait, even if the client gave up. 0 turns it off."""
         self._delay = seconds
         self._delay_methods = frozenset(methods) if methods is not None else None
+
+    # -- sending's faults: answers that come late ---------------------------------------------
+
+    def delay_answers(self, seconds: float, *, methods: Iterable[str] | None = None) -> None:
+        """Apply each send at once (the message is in the chat, the call recorded) but answer it
+        `seconds` later, as Telegram does under load; a client that gave up meanwhile never learns
+        that it arrived. 0 turns it off."""
+        self._answer_delay = seconds
+        self._answer_delay_methods = frozenset(methods) if methods is not None else SEND_METHODS
+
+    async def _answer_late(self, method: str) -> None:
+        if self._answer_delay > 0 and method in self._answer_delay_methods:
+            with contextlib.suppress(asyncio.CancelledError):  # the client hung up: it was applied all the same
+                await asyncio.sleep(self._answer_delay)
 
     # -- what users do -----------------------------------------------------------------------
 
@@ -956,6 +972,7 @@ class FakeTelegram:
             body = error.body()
         status = error.status if error is not None else 200
         self._record(Call(method, params, time.time(), status, body))
+        await self._answer_late(method)
         return web.json_response(body, status=status)
 
     def _check_faults(self, method: str, params: dict) -> None:
