@@ -24,9 +24,8 @@ TIME_COLUMNS = {
 def old_database(path, now: datetime) -> dict[str, str]:
     """A database as the release before the time migration left it, with a row in every table that held text times."""
     db = sqlite_utils.Database(path)
-    for migrations in schema.MIGRATIONS:
-        if migrations is not schema.times:
-            migrations.apply(db)
+    for migrations in schema.MIGRATIONS[: schema.MIGRATIONS.index(schema.times)]:  # the sets that release had
+        migrations.apply(db)
     iso = (now - timedelta(days=1)).isoformat(timespec="seconds")  # 2026-…T…+00:00, as the old code wrote
     zulu = (now - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")  # the events table's form
     db.execute("insert into chats (id, type, language, paused, created_at) values (100, 'private', 'en', 0, ?)", [iso])
