@@ -126,6 +126,7 @@ async def test_stats_match_what_was_set_up(admin_bot):
     reply, (confirm, _) = await preview(admin_bot, "/broadcast AZ tiktok counted in the outbox")
     admin_bot.fake.press_button(ADMIN, ADMIN, reply.result["message_id"], confirm)
     await admin_bot.fake.wait_sent(ALICE, count=2)
+    await admin_bot.fake.wait_for("editMessageText", chat_id=ADMIN)  # the preview says "sent" before /stats is asked
     admin_bot.fake.chat_member_update(CAROL, CAROL, "member", "kicked", chat_type="private")
     await wait_until(lambda: admin_bot.store.run(subscriptions.watchers, "AM", "tiktok"), [])
     reply = await admin_bot.say("/stats", chat_id=ADMIN)
