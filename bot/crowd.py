@@ -8,6 +8,14 @@ The rules, in the order they apply:
   reporters are on adds `network_weight`, and a volume well above that pair's usual level adds
   `volume_weight` (only once the pair has a history to be above). Never with fewer than
   MIN_PEOPLE (2) people: one person never makes a signal.
+- New accounts arrive at a human pace, or they are a burst: a reporter the bot has no earlier
+  report from ("fresh") counts as a person only while the pair's allowance of fresh reporters lasts
+  — `fresh_burst` (3) at once, then one more every `fresh_every` (2) seconds (a token bucket per pair,
+  `admit_fresh`). The rest are "held": stored, shown to the admins as a burst ("100 new accounts in
+  1 s, 97 too fast to be people"), never counted as people, and a pair with held reporters in its
+  window gets no volume bonus (volume is exactly what a burst fakes). People typing a command seconds
+  apart all count, so SIGNAL_MIN_REPORTERS new people still make a signal, on a thin network too;
+  100 scripted accounts in a second count as 3.
 - A reporter's second report for the same pair within the window is a duplicate (it counts once),
   and more than `burst_limit` reports in `burst_period` from one reporter are refused: both get a
   polite reply and store nothing.
@@ -41,6 +49,8 @@ class Rules:
     volume_factor: float = 3.0  # "well above": at least this many times the usual level
     burst_limit: int = 5  # reports one reporter may make …
     burst_period: int = 3600  # … within this many seconds
+    fresh_burst: int = 3  # new reporters a pair may gain at once …
+    fresh_every: float = 2.0  # … and one more every this many seconds (a person takes longer to type /report)
 
     @classmethod
     def from_settings(cls, settings) -> "Rules":
@@ -60,6 +70,8 @@ class Report:
     at: int  # Unix seconds
     asn: int | None = None
     note: str | None = None
+    fresh: bool = False  # the reporter had no earlier report stored
+    held: bool = False  # fresh, and past the pair's allowance of fresh reporters: a burst, not a person
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,10 @@ class Tally:
     networks: tuple[tuple[int | None, int], ...]  # (asn, people); None = network not said
     first_at: int
     last_at: int
+    fresh: int = 0  # new accounts among all reporters in the window, held ones included
+    held: int = 0  # new accounts that came too fast to count as people
+    fresh_first: int | None = None
+    fresh_last: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,9 @@ class Assessment:
     above_usual: bool
     score: float
     needed: int
+    burst_accounts: int = 0  # new accounts in the window, when some came too fast to be people (else 0)
+    burst_held: int = 0  # of those, how many were not counted
+    burst_seconds: int = 0  # from the first new account to the last
 
     @property
     def symptom(self) -> str:
@@ -98,6 +117,12 @@ class Assessment:
     @property
     def is_signal(self) -> bool:
         return self.reporters >= MIN_PEOPLE and self.score >= self.needed
+
+    @property
+    def worth_review(self) -> bool:
+        """A signal, or a burst of new accounts as large as a signal: admins are told either way, and the
+        burst is shown as a burst, never as people."""
+        return self.is_signal or self.burst_accounts >= self.needed
 
     @property
     def known_networks(self) -> int:
@@ -125,17 +150,33 @@ def tally(reports: Iterable[Report], *, now: int, window: int) -> Tally | None:
     if not reports:
         return None
     country, platform = reports[0].country, reports[0].platform
-    people = first_per_reporter(
-        r for r in reports if r.country == country and r.platform == platform and now - window < r.at <= now
-    )
+    in_window = [r for r in reports if r.country == country and r.platform == platform and now - window < r.at <= now]
+    people = first_per_reporter(r for r in in_window if not r.held)
     if not people:
         return None
+    fresh = first_per_reporter(r for r in in_window if r.fresh)
     return Tally(
         country, platform, len(people),
         tuple(Counter(r.symptom for r in people).items()),
         tuple(Counter(r.asn for r in people).items()),
         people[0].at, people[-1].at,
+        fresh=len(fresh), held=len({r.reporter for r in in_window if r.held}),
+        fresh_first=fresh[0].at if fresh else None, fresh_last=fresh[-1].at if fresh else None,
     )
+
+
+def admit_fresh(tokens: float | None, last_at: int | None, now: int, rules: Rules) -> tuple[bool, float]:
+    """Whether a pair's new fresh reporter counts as a person, and the pair's allowance left after it.
+
+    A token bucket: `fresh_burst` tokens when full (a pair never seen starts full), one more every
+    `fresh_every` seconds; a fresh reporter takes one, or is held when none is left."""
+    if tokens is None or last_at is None:
+        tokens = float(rules.fresh_burst)
+    else:
+        tokens = min(float(rules.fresh_burst), tokens + max(0, now - last_at) / rules.fresh_every)
+    if tokens >= 1:
+        return True, tokens - 1
+    return False, tokens
 
 
 def judge(tally: Tally, *, rules: Rules, usual: float = 0.0) -> Assessment:
@@ -143,7 +184,8 @@ def judge(tally: Tally, *, rules: Rules, usual: float = 0.0) -> Assessment:
     known = sum(1 for asn, _ in tally.networks if asn is not None)
     # the bonus never exceeds what the extra people could bring: 2 people on 2 networks is not 3 people
     network_bonus = rules.network_weight * min(max(known - 1, 0), tally.reporters - 1)
-    above_usual = _above_usual(tally.reporters, usual, rules.volume_factor)
+    # a burst is volume: with held accounts in the window, volume above the usual level proves nothing
+    above_usual = tally.held == 0 and _above_usual(tally.reporters, usual, rules.volume_factor)
     return Assessment(
         country=tally.country,
         platform=tally.platform,
@@ -159,6 +201,9 @@ def judge(tally: Tally, *, rules: Rules, usual: float = 0.0) -> Assessment:
         above_usual=above_usual,
         score=tally.reporters + network_bonus + (rules.volume_weight if above_usual else 0.0),
         needed=rules.min_reporters,
+        burst_accounts=tally.fresh if tally.held else 0,
+        burst_held=tally.held,
+        burst_seconds=(tally.fresh_last - tally.fresh_first) if tally.held and tally.fresh_first is not None else 0,
     )
 
 
@@ -170,6 +215,8 @@ def assess(reports: Iterable[Report], *, now: int, rules: Rules, usual: float = 
 
 def could_signal(tally: Tally, rules: Rules) -> bool:
     """Whether the tally makes a signal with the volume bonus at its best (its usual level then decides)."""
+    if tally.held and tally.fresh >= rules.min_reporters:
+        return True  # a burst as large as a signal: the admins are told
     if tally.reporters < MIN_PEOPLE:
         return False
     return judge(tally, rules=rules).score + rules.volume_weight >= rules.min_reporters
@@ -182,7 +229,7 @@ def find_signals(
     found = []
     for counted in tallies:
         assessment = judge(counted, rules=rules, usual=(usual or {}).get((counted.country, counted.platform), 0.0))
-        if assessment.is_signal:
+        if assessment.worth_review:
             found.append(assessment)
     return sorted(found, key=lambda a: (-a.score, a.country, a.platform))
 

@@ -34,7 +34,7 @@ PENDING, CONFIRMED, DISMISSED = "pending", "confirmed", "dismissed"
 def _report(row: dict) -> Report:
     return Report(
         reporter=bytes(row["reporter"]), country=row["country"], platform=row["platform"], symptom=row["symptom"],
-        at=row["at"], asn=row["asn"], note=row["note"],
+        at=row["at"], asn=row["asn"], note=row["note"], fresh=bool(row["fresh"]), held=bool(row["held"]),
     )
 
 
@@ -45,8 +45,10 @@ def add_report(db: sqlite_utils.Database, report: Report) -> int:
     a window. Counts still use count(distinct reporter), so one person stays one person regardless."""
     with transaction(db):
         cursor = db.execute(
-            "insert into reports (reporter, country, platform, symptom, asn, note, at) values (?, ?, ?, ?, ?, ?, ?)",
-            [report.reporter, report.country, report.platform, report.symptom, report.asn, report.note, report.at],
+            "insert into reports (reporter, country, platform, symptom, asn, note, at, fresh, held) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [report.reporter, report.country, report.platform, report.symptom, report.asn, report.note, report.at,
+             int(report.fresh), int(report.held)],
         )
         for table, column, bucket in (("report_hours", "hour", crowd.HOUR), ("report_days", "day", crowd.DAY)):
             db.execute(
@@ -55,6 +57,25 @@ def add_report(db: sqlite_utils.Database, report: Report) -> int:
                 [report.country, report.platform, report.at - report.at % bucket, report.symptom],
             )
     return cursor.lastrowid
+
+
+def has_reported_before(db: sqlite_utils.Database, reporter: bytes, before: int) -> bool:
+    """Whether the reporter has a report stored from before `before` (else they are new: "fresh")."""
+    return db.execute("select 1 from reports where reporter = ? and at < ? limit 1", [reporter, before]).fetchone() is not None
+
+
+def pace(db: sqlite_utils.Database, country: str, platform: str) -> tuple[float | None, int | None]:
+    """The pair's allowance of new reporters left and when it was last taken from; (None, None) if never."""
+    row = db.execute("select tokens, at from report_pace where country = ? and platform = ?", [country, platform]).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def set_pace(db: sqlite_utils.Database, country: str, platform: str, tokens: float, at: int) -> None:
+    db.execute(
+        "insert into report_pace (country, platform, tokens, at) values (?, ?, ?, ?) "
+        "on conflict (country, platform) do update set tokens = excluded.tokens, at = excluded.at",
+        [country, platform, tokens, at],
+    )
 
 
 def reporter_reports(db: sqlite_utils.Database, reporter: bytes, since: int) -> list[Report]:
@@ -70,9 +91,16 @@ def pair_reports(db: sqlite_utils.Database, country: str, platform: str, since: 
 
 _IN_PAIR_WINDOW = "where country = ? and platform = ? and at > ? and id > ?"
 # few people: sort the window's rows; many: walk the pair's rows in group order instead of sorting
-_BREAKDOWN_SORTED = f"select symptom, asn, count(*) from reports {_IN_PAIR_WINDOW} group by symptom, asn"
+_BREAKDOWN_SORTED = f"select symptom, asn, count(*) from reports {_IN_PAIR_WINDOW} and held = 0 group by symptom, asn"
 _BREAKDOWN_IN_INDEX_ORDER = (
-    f"select symptom, asn, count(*) from reports indexed by idx_reports_breakdown {_IN_PAIR_WINDOW} group by symptom, asn"
+    f"select symptom, asn, count(*) from reports indexed by idx_reports_breakdown {_IN_PAIR_WINDOW} and held = 0 "
+    "group by symptom, asn"
+)
+_PEOPLE = (
+    "select count(distinct case when held = 0 then reporter end), min(case when held = 0 then at end),"
+    " max(case when held = 0 then at end), count(distinct case when fresh = 1 then reporter end),"
+    " count(distinct case when held = 1 then reporter end), min(case when fresh = 1 then at end),"
+    f" max(case when fresh = 1 then at end) from reports {_IN_PAIR_WINDOW}"
 )
 SORT_BELOW_PEOPLE = 200
 
@@ -84,8 +112,7 @@ def pair_tally(db: sqlite_utils.Database, country: str, platform: str, since: in
     by symptom and network counts rows: the same as people, since the throttle keeps one report per
     person and pair in a window."""
     params = [country, platform, since, after_id]
-    people, first_at, last_at = db.execute(
-        f"select count(distinct reporter), min(at), max(at) from reports {_IN_PAIR_WINDOW}", params).fetchone()
+    people, first_at, last_at, fresh, held, fresh_first, fresh_last = db.execute(_PEOPLE, params).fetchone()
     if not people:
         return None
     symptoms: dict[str, int] = {}
@@ -94,7 +121,8 @@ def pair_tally(db: sqlite_utils.Database, country: str, platform: str, since: in
     for symptom, asn, count in db.execute(breakdown, params):
         symptoms[symptom] = symptoms.get(symptom, 0) + count
         networks[asn] = networks.get(asn, 0) + count
-    return Tally(country, platform, people, tuple(symptoms.items()), tuple(networks.items()), first_at, last_at)
+    return Tally(country, platform, people, tuple(symptoms.items()), tuple(networks.items()), first_at, last_at,
+                 fresh=fresh, held=held, fresh_first=fresh_first, fresh_last=fresh_last)
 
 
 def recent_notes(db: sqlite_utils.Database, country: str, platform: str, since: int, limit: int = 3) -> list[str]:
@@ -212,6 +240,9 @@ def _columns(assessment: Assessment) -> dict:
         "last_at": assessment.last_at,
         "usual": assessment.usual,
         "score": assessment.score,
+        "burst_accounts": assessment.burst_accounts,
+        "burst_held": assessment.burst_held,
+        "burst_seconds": assessment.burst_seconds,
     }
 
 

@@ -331,8 +331,30 @@ def create_telegram_pause(db: sqlite_utils.Database) -> None:
     db.execute("create table telegram_pause (id integer primary key check (id = 1), until real not null)")
 
 
+# -- bursts of new accounts (issue 12) -------------------------------------------------------------
+
+bursts = sqlite_utils.Migrations("bursts")
+
+
+@bursts()
+def fresh_and_held_reporters(db: sqlite_utils.Database) -> None:
+    """Reports say whether their reporter was new and whether they came too fast to count (bot/crowd.py);
+    each pair keeps its allowance of new reporters; signals keep the burst they saw. The window's index
+    carries `held` so a tally still reads no table row."""
+    db.execute("alter table reports add column fresh integer not null default 0")
+    db.execute("alter table reports add column held integer not null default 0")
+    db.execute("drop index if exists idx_reports_country_platform_at_reporter_symptom_asn")
+    db.execute("create index idx_reports_window on reports (country, platform, at, held, fresh, reporter)")
+    db.execute("drop index if exists idx_reports_breakdown")
+    db.execute("create index idx_reports_breakdown on reports (country, platform, held, symptom, asn, at)")
+    db.execute("create table report_pace (country text, platform text, tokens real not null, at integer not null,"
+               " primary key (country, platform))")
+    for column in ("burst_accounts", "burst_held", "burst_seconds"):
+        db.execute(f"alter table signals add column {column} integer not null default 0")
+
+
 # The order they apply in: a new table family adds its set at the end.
-MIGRATIONS = (subscriptions, states, events, outbox, reports, findings, chat_settings, times, outages, sending)
+MIGRATIONS = (subscriptions, states, events, outbox, reports, findings, chat_settings, times, outages, sending, bursts)
 
 
 def migrate(db: sqlite_utils.Database) -> None:

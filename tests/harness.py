@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from telegram import Update
 from telegram.ext import Application
 
+from bot.clock import system_clock
 from bot.app import build_application, build_services
 from bot.config import Settings
 from bot.services import Services
@@ -55,6 +58,14 @@ class BotUnderTest:
         assert "reply_markup" in asked.params, f"{text} did not ask first: {asked.text}"
         edited, _ = await self.press(asked, 0, user_id, **{k: v for k, v in kwargs.items() if k == "language_code"})
         return edited
+
+
+def human_pace(step: float = 5.0):
+    """A clock for Services.clock that moves `step` seconds each time it is read: people typing commands
+    seconds apart, as the crowd rules expect of people (a burst of new accounts within a second is held)."""
+    start = system_clock()
+    reads = itertools.count(1)
+    return lambda: start + timedelta(seconds=step * next(reads))
 
 
 async def settled(bot: BotUnderTest, timeout: float = 15.0) -> dict[str, int]:

@@ -9,9 +9,10 @@ import re
 import sqlite3
 import stat
 
+from bot.clock import system_clock
 from storage import audit, outbox, reports
 from tests.conftest import ADMIN
-from tests.harness import running_bot, settled
+from tests.harness import human_pace, running_bot, settled
 
 ALICE = 201  # watches AZ tiktok
 GROUP = -1009876
@@ -126,3 +127,39 @@ async def test_each_database_outage_is_logged_once_when_it_starts_and_once_when_
         assert all("database is locked" in line for line in starts), starts
         # the three /watch writes (the reports' upkeep loop may have tried a purge in the same outage)
         assert all(int(re.search(r"\((\d+) calls failed meanwhile\)", line)[1]) >= 3 for line in ends), ends
+
+
+# -- a brigade of fresh accounts is a burst, not a crowd ------------------------------------------
+
+
+async def test_a_hundred_fresh_accounts_in_a_second_reach_the_admins_as_a_burst(telegram, tmp_path):
+    async with running_bot(telegram, tmp_path / "bot.db", sending=True, admin_ids=frozenset({ADMIN})) as bot:
+        instant = system_clock()
+        bot.services.clock = lambda: instant  # within one second, however loaded this machine is
+        first = 6_000_000_000
+        for n in range(100):  # all at once, as a script sends them
+            telegram.send_text(first + n, first + n, "/report UG whatsapp slow")
+        for n in range(100):
+            await telegram.wait_sent(first + n)
+        # the admins are told when the burst is as large as a signal: as a burst, with 3 people counted
+        [alert] = await telegram.wait_sent(ADMIN)
+        assert "3 different people" in alert.text and "Burst of 5 new accounts in 1 second: 2 of them" in alert.text
+        assert "No measurement evidence" in alert.text
+        # the signal grew with the burst: /signals shows all of it, still 3 people
+        listing = await bot.say("/signals", chat_id=ADMIN)
+        assert "3 different people" in listing.text and "100 different people" not in listing.text
+        assert "Burst of 100 new accounts in 1 second: 97 of them came too fast to be people and are not counted." in listing.text
+        [signal] = bot.store.run_sync(reports.signals)
+        assert (signal["reporters"], signal["burst_accounts"], signal["burst_held"]) == (3, 100, 97)
+
+
+async def test_new_people_a_second_apart_still_make_a_signal_on_one_thin_network(telegram, tmp_path):
+    async with running_bot(telegram, tmp_path / "bot.db", sending=True, admin_ids=frozenset({ADMIN})) as bot:
+        bot.services.clock = human_pace(step=1.0)  # five people who never used the bot, a second apart
+        for n in range(5):
+            user = 6_100_000_000 + n
+            await bot.say("/report AZ whatsapp down AS29049", chat_id=user, user_id=user)  # one network: no bonus
+        [alert] = await telegram.wait_sent(ADMIN)
+        assert "5 different people" in alert.text and "Burst" not in alert.text
+        [signal] = bot.store.run_sync(reports.signals)
+        assert (signal["reporters"], signal["burst_held"], signal["score"]) == (5, 0, 5.0)

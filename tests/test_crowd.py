@@ -185,3 +185,41 @@ def test_signatures_bind_their_text():
     assert not signer.verify("100:201:AZ:0:b:-:abc", signature)
     assert not Pseudonyms(b"j" * 32).verify("100:200:AZ:0:b:-:abc", signature)
     assert len(signature) == 12
+
+
+# -- bursts of new accounts (issue 12) ---------------------------------------------------------
+
+
+def pace(arrivals: list[int], rules: Rules = RULES) -> list[bool]:
+    """Which of a pair's new reporters, arriving at these times, count as people."""
+    tokens, last, admitted = None, None, []
+    for at in arrivals:
+        counted, tokens = crowd.admit_fresh(tokens, last, at, rules)
+        last = at
+        admitted.append(counted)
+    return admitted
+
+
+def test_new_reporters_at_a_human_pace_all_count():
+    assert all(pace([NOW + 2 * i for i in range(50)]))  # one every 2 s, for as long as it goes on
+    assert all(pace([NOW + i for i in range(5)]))  # five people one second apart: SIGNAL_MIN_REPORTERS
+    assert all(pace([NOW, NOW, NOW]))  # three at the very same second still count
+
+
+def test_a_burst_of_new_accounts_counts_three_then_one_every_two_seconds():
+    assert pace([NOW] * 100).count(True) == 3
+    assert pace([NOW] * 50 + [NOW + 1] * 50).count(True) == 3  # half a token is no token
+    assert pace([NOW] * 50 + [NOW + 2] * 50).count(True) == 4
+    assert pace([NOW] * 100 + [NOW + 60] * 5).count(True) == 6  # refilled after a minute: full again, not more
+
+
+def test_held_accounts_are_a_burst_never_people_and_bring_no_volume_bonus():
+    fresh = [Report(person(i), "UG", "whatsapp", "slow", NOW, fresh=True, held=i >= 3) for i in range(100)]
+    assessment = crowd.assess(fresh, now=NOW, rules=RULES, usual=0.01)  # far above a tiny usual level
+    assert assessment.reporters == 3 and not assessment.above_usual and assessment.score == 3
+    assert not assessment.is_signal
+    assert (assessment.burst_accounts, assessment.burst_held, assessment.burst_seconds) == (100, 97, 0)
+    assert assessment.worth_review  # the admins are told: as a burst
+    people = [Report(person(i), "UG", "whatsapp", "slow", NOW - 10 * i, fresh=True) for i in range(5)]
+    human = crowd.assess(people, now=NOW, rules=RULES)
+    assert human.is_signal and human.reporters == 5 and human.burst_accounts == 0

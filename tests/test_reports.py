@@ -23,7 +23,7 @@ from bot.report_form import ReportDraft, parse_report
 from bot.signals import workflow
 from storage import outbox, reports, states
 from tests.conftest import ADMIN
-from tests.harness import running_bot, settled
+from tests.harness import human_pace, running_bot, settled
 
 AZERCELL, DELTA, AZTELEKOM = 31721, 29049, 28787
 NOW = int(time.time())
@@ -44,6 +44,7 @@ async def crowd_bot(telegram, tmp_path):
     """The bot with the sender wired, three distinct people making a signal, one admin."""
     async with running_bot(telegram, tmp_path / "blockwatch.db", sending=True, admin_ids=frozenset({ADMIN}),
                            signal_min_reporters=3) as running:
+        running.services.clock = human_pace()  # its reporters are people, seconds apart
         yield running
 
 

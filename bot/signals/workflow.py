@@ -58,7 +58,7 @@ def raise_signal(db, assessment: Assessment | None, now: int, rules: Rules, admi
     if pending is not None:
         reports.update_signal(db, pending["id"], assessment)
         return None
-    if not assessment.is_signal:
+    if not assessment.worth_review:
         return None
     signal_id = reports.open_signal(db, assessment, now)
     admins = sorted(admin_ids)
@@ -76,7 +76,14 @@ def accept_report(db, reporter: bytes, draft: ReportDraft, now: int, rules: Rule
         verdict = crowd.throttle(recent, country=draft.country, platform=draft.platform, now=now, rules=rules)
         if verdict != crowd.ACCEPT:
             return Outcome(verdict)
-        reports.add_report(db, Report(reporter, draft.country, draft.platform, draft.symptom, now, draft.asn, draft.note))
+        fresh = not reports.has_reported_before(db, reporter, now)
+        held = False
+        if fresh:  # a new account: a person while the pair's allowance lasts, else part of a burst
+            admitted, tokens = crowd.admit_fresh(*reports.pace(db, draft.country, draft.platform), now, rules)
+            reports.set_pace(db, draft.country, draft.platform, tokens, now)
+            held = not admitted
+        reports.add_report(db, Report(reporter, draft.country, draft.platform, draft.symptom, now, draft.asn, draft.note,
+                                      fresh=fresh, held=held))
         assessment = assess_pair(db, draft.country, draft.platform, now, rules)
         return Outcome(verdict, raise_signal(db, assessment, now, rules, admin_ids))
 
