@@ -46,6 +46,7 @@ PER_GROUP_INTERVAL = 3.0  # Telegram: at most 20 messages a minute to the same g
 PRIVATE_BURST = 3  # messages a private chat may get at once, then one a second on average
 GROUP_PER_MINUTE = 20
 NOT_SENT_RETRIES = 5  # a reply that never reached Telegram is tried this often, with backoff, before it fails
+SAY_429_EVERY = 60.0  # seconds: a run of 429 answers is one log line, not one per send
 LATE_AFTER = 60.0  # seconds a reply may wait before the log says replies are late (once per episode)
 GONE_CHAT = ("chat not found", "user is deactivated", "peer_id_invalid", "bot was kicked", "not enough rights to send")
 
@@ -311,6 +312,7 @@ class FloodControl(BaseRateLimiter):
         self.unknown = 0  # sends whose fate was unknown and that were sent once more (possible duplicates)
         self.late = 0  # replies that waited more than late_after
         self._late_logged = False
+        self._said_429, self._unsaid_429 = -math.inf, 0
 
     async def initialize(self) -> None:
         """A 429 pause that an earlier run was told about still holds (retry_after can be minutes)."""
@@ -396,9 +398,14 @@ class FloodControl(BaseRateLimiter):
             return result
 
     async def _told_to_wait(self, seconds: float) -> None:
-        """429: every send waits; said once per pause, remembered for a restart."""
-        if self.gate.paused_until <= self._clock():
-            log.warning("Telegram asked to wait %.0fs (429): every send waits, then goes again", seconds)
+        """429: every send waits; said at most once a minute, remembered for a restart."""
+        now = self._clock()
+        if now - self._said_429 >= SAY_429_EVERY:
+            more = f" ({self._unsaid_429} more 429 answers since the last such line)" if self._unsaid_429 else ""
+            log.warning("Telegram asked to wait %.0fs (429): every send waits, then goes again%s", seconds, more)
+            self._said_429, self._unsaid_429 = now, 0
+        else:
+            self._unsaid_429 += 1
         self.gate.pause(seconds)
         if self.fate is not None:
             try:

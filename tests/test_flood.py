@@ -139,6 +139,30 @@ async def test_a_reply_to_a_migrated_group_goes_to_its_new_id(bot):
     assert "watch" in reply.text
 
 
+async def test_a_photo_that_meets_429_is_uploaded_again_and_arrives_once(bot):
+    bot.fake.rate_limit_next(1, retry_after=1, methods=["sendPhoto"])
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    message = await bot.app.bot.send_photo(6401, png, caption="chart")
+    calls = bot.fake.calls("sendPhoto")
+    assert [c.status for c in calls] == [429, 200] and message.caption == "chart"
+    assert calls[1].params["photo"].data == png  # the file went again, whole
+
+
+async def test_a_pause_and_late_replies_are_logged_once_each_and_every_reply_still_goes(bot, caplog):
+    caplog.set_level(logging.INFO)
+    limiter(bot).late_after = 0.5
+    bot.fake.rate_limit_next(3, retry_after=1, methods=["sendMessage"])
+    users = list(range(6501, 6511))
+    for user in users:
+        bot.fake.send_text(user, user, "/help")
+    await bot.fake.wait_sent(count=10, timeout=10)
+    assert sends_to(bot.fake, users) == {user: 1 for user in users}
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "Telegram asked to wait" in m]) == 1  # not once per reply it held
+    assert len([m for m in messages if "replies are going out late" in m]) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 # --- priorities and surges -------------------------------------------------------------------------------
 
 

@@ -116,7 +116,19 @@ def test_a_retry_keeps_its_place_and_a_restart_resends_what_was_in_flight(db):
     assert again.id == first.id and again.attempts == 1
     outbox.mark_sending(db, [again.id])
     assert outbox.recover(db) == ([first.id], [])  # the process died mid-call
-    assert [d.id for d in outbox.due(db, now=50, limit=10)] == [first.id]
+    [resent] = outbox.due(db, now=50, limit=10)
+    assert resent.id == first.id and resent.unknown == 1  # it may have arrived: sent once more, no more
+    outbox.mark_sending(db, [resent.id])
+    assert outbox.recover(db) == ([], [first.id])  # in doubt a second time: not sent a third time
+    [row] = [d for d in outbox.deliveries_of(db, 1) if d["id"] == first.id]
+    assert row["status"] == "failed" and "fate unknown twice" in row["error"]
+
+
+def test_a_429_pause_is_kept_and_only_lengthened(db):
+    assert outbox.telegram_pause(db) is None
+    outbox.set_telegram_pause(db, 1600.0)
+    outbox.set_telegram_pause(db, 1200.0)  # a shorter pause told later does not cut the longer one
+    assert outbox.telegram_pause(db) == 1600.0
 
 
 def test_a_gone_chat_is_paused_and_its_waiting_deliveries_dropped(db):
