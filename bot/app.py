@@ -36,6 +36,7 @@ from bot.sender import Sender
 from bot.services import Services
 from bot.flood import FloodControl, StoredChatFate
 from bot.telegram_http import ANSWER_TIMEOUT, AiohttpRequest
+from storage import reports
 from storage.db import Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,9 @@ log = logging.getLogger(__name__)
 def build_services(settings: Settings, store: Store, *, sending: bool = True, polling: bool = True) -> Services:
     """The parts of a bot over `store`: the sender (`sending`), the poller (`polling`) and the crowd
     reports' upkeep, whose loops start with the Application (`_post_init`)."""
-    services = Services(settings, store, Pseudonyms.for_database(settings.database_path))
+    # a lost secret with reports still stored stops here (MissingSecret): never a silent new key
+    pseudonyms = Pseudonyms.for_database(settings.database_path, store.run_sync(reports.stored_reports))
+    services = Services(settings, store, pseudonyms)
     if polling:
         services.poller = Poller(services)
         services.background.append(services.poller.run)

@@ -41,7 +41,36 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_token()
     warn_about(settings, log)
     store = open_store(settings)  # a bad DATABASE_PATH is said before any waiting
+    check_secret(settings, store)  # so is a lost pseudonym secret
     asyncio.run(runner.run(settings, store))
+    return 0
+
+
+def check_secret(settings: Settings, store) -> None:
+    """MissingSecret (one line, exit 2) when the reporters' secret is gone while their reports are stored."""
+    from bot.pseudonym import Pseudonyms
+    from storage import reports
+
+    try:
+        Pseudonyms.for_database(settings.database_path, store.run_sync(reports.stored_reports))
+    except ConfigError:
+        asyncio.run(store.close())
+        raise
+
+
+def cmd_reset_crowd(settings: Settings, args: argparse.Namespace) -> int:
+    """Start the crowd data afresh after the pseudonym secret was lost: the reports made under it go."""
+    from bot.pseudonym import secret_path
+    from storage import reports
+
+    store = open_store(settings)
+    try:
+        removed = store.run_sync(reports.forget_all_reporters)
+    finally:
+        asyncio.run(store.close())
+    secret = secret_path(settings.database_path)
+    print(f"deleted {removed} crowd reports and every reporter pseudonym in {settings.database_path}; daily counts and "
+          f"signals kept" + ("" if secret is None or secret.exists() else f"; the next start creates a new secret in {secret}"))
     return 0
 
 
@@ -111,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     poll.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
     backup = commands.add_parser("backup", help="copy the database (online, while the bot runs) and its .secret")
     backup.add_argument("path", metavar="PATH", help="a new file, or a folder that gets blockwatch-<time>.db; the secret goes to PATH.secret")
+    commands.add_parser("reset-crowd", help="after losing DATABASE_PATH.secret: delete the crowd reports made with it and start afresh")
     backtest = commands.add_parser("backtest", help="replay OONI history through the detector and print the events")
     backtest.add_argument("--country", required=True, help="ISO code or name, e.g. AZ")
     backtest.add_argument("--platform", action="append", required=True, help="a platform; repeat for more")
@@ -121,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-COMMANDS = {"run": cmd_run, "console": cmd_console, "poll": cmd_poll, "backup": cmd_backup, "backtest": cmd_backtest}
+COMMANDS = {"run": cmd_run, "console": cmd_console, "poll": cmd_poll, "backup": cmd_backup, "reset-crowd": cmd_reset_crowd, "backtest": cmd_backtest}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ import os
 import secrets
 from pathlib import Path
 
+from bot.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 SECRET_BYTES = 32
@@ -40,10 +42,26 @@ def secret_path(database_path: str | Path) -> Path | None:
     return path.with_name(path.name + ".secret")
 
 
-def load_or_create_secret(path: Path | None) -> bytes:
-    """The secret in `path`, created (0600, never overwritten) on first start."""
+class MissingSecret(ConfigError):
+    """The secret is gone while reports made with it are stored: a new one would count every old reporter
+    again as someone new, and /forgetme could not find their reports. Never created silently."""
+
+    def __init__(self, path: Path, reports: int):
+        super().__init__(
+            f"{path} is missing, and the database holds {reports} crowd reports made with it. Restore it from "
+            f"your backup (`blockwatch backup` wrote it beside the copy, as PATH.secret), or start the crowd data "
+            f"afresh with `blockwatch reset-crowd` (deletes those reports; counts and signals stay)"
+        )
+        self.path, self.reports = path, reports
+
+
+def load_or_create_secret(path: Path | None, reports_stored: int = 0) -> bytes:
+    """The secret in `path`, created (0600, never overwritten) on first start — but never while
+    `reports_stored` reports made with a lost secret are in the database (MissingSecret)."""
     if path is None:
         return secrets.token_bytes(SECRET_BYTES)
+    if reports_stored and not path.exists():
+        raise MissingSecret(path, reports_stored)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # O_EXCL: two processes starting at once cannot both write a secret
@@ -72,8 +90,9 @@ class Pseudonyms:
         self._button_key = hmac.new(secret, b"blockwatch report form button", hashlib.sha256).digest()
 
     @classmethod
-    def for_database(cls, database_path: str | Path) -> "Pseudonyms":
-        return cls(load_or_create_secret(secret_path(database_path)))
+    def for_database(cls, database_path: str | Path, reports_stored: int = 0) -> "Pseudonyms":
+        """The database's pseudonyms; `reports_stored` (its crowd reports) forbids making up a new secret."""
+        return cls(load_or_create_secret(secret_path(database_path), reports_stored))
 
     def reporter(self, user_id: int) -> bytes:
         """The pseudonym stored instead of a Telegram user id."""

@@ -171,6 +171,17 @@ def purge(db: sqlite_utils.Database, now: int, retention_days: int) -> int:
     return removed
 
 
+def forget_all_reporters(db: sqlite_utils.Database) -> int:
+    """Delete every raw report and each pair's allowance of new reporters (`blockwatch reset-crowd`): nothing
+    pseudonymous is left. Daily counts and signals hold no reporter, so they stay."""
+    db.execute("PRAGMA secure_delete=ON")
+    with transaction(db):
+        removed = db.execute("delete from reports").rowcount
+        db.execute("delete from report_pace")
+    _scrub(db)
+    return removed
+
+
 def forget_reporter(db: sqlite_utils.Database, reporter: bytes) -> int:
     """Delete one reporter's reports (/forgetme). Counts and signals hold no reporter, so they stay."""
     db.execute("PRAGMA secure_delete=ON")

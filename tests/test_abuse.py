@@ -163,3 +163,58 @@ async def test_new_people_a_second_apart_still_make_a_signal_on_one_thin_network
         assert "5 different people" in alert.text and "Burst" not in alert.text
         [signal] = bot.store.run_sync(reports.signals)
         assert (signal["reporters"], signal["burst_held"], signal["score"]) == (5, 0, 5.0)
+
+
+# -- a lost secret is never silently replaced --------------------------------------------------------
+
+
+async def _cli(*args: str, database, fake) -> tuple[int, str]:
+    import asyncio
+    import os
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_", "LISTEN"))},
+           "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_URL": fake.url, "DATABASE_PATH": str(database),
+           "OONI_API_URL": "http://127.0.0.1:9", "IODA_API_URL": "http://127.0.0.1:9", "LISTEN": "127.0.0.1:0"}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", *args, cwd=database.parent, env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode, output.decode()
+
+
+async def test_a_lost_secret_with_reports_stops_run_until_restored_or_reset(telegram, tmp_path):
+    import shutil
+
+    database = tmp_path / "blockwatch.db"
+    secret = tmp_path / "blockwatch.db.secret"
+    async with running_bot(telegram, database) as bot:
+        await bot.say("/report AZ whatsapp slow", chat_id=9201, user_id=9201)
+    shutil.copy(secret, tmp_path / "backup.secret")
+    secret.unlink()
+
+    code, output = await _cli("run", database=database, fake=telegram)
+    assert code == 2 and "Traceback" not in output, output
+    [line] = output.strip().splitlines()
+    assert str(secret) in line and "holds 1 crowd reports" in line
+    assert "Restore it from your backup" in line and "`blockwatch reset-crowd`" in line
+    assert not secret.exists()  # never a silent new key
+    try:  # the same refusal wherever the bot is built (console, poll --once, tests)
+        async with running_bot(telegram, database):
+            raise AssertionError("the bot started with a new secret")
+    except Exception as error:
+        assert type(error).__name__ == "MissingSecret" and not secret.exists()
+
+    shutil.copy(tmp_path / "backup.secret", secret)  # restored: the same person is still one person
+    async with running_bot(telegram, database) as bot:
+        again = await bot.say("/report AZ whatsapp slow", chat_id=9201, user_id=9201)
+        assert "already" in again.text.lower()  # a duplicate: the old pseudonym matched
+    secret.unlink()
+
+    code, output = await _cli("reset-crowd", database=database, fake=telegram)
+    assert code == 0 and output.strip() == (
+        f"deleted 1 crowd reports and every reporter pseudonym in {database}; daily counts and signals kept; "
+        f"the next start creates a new secret in {secret}")
+    async with running_bot(telegram, database) as bot:
+        fresh = await bot.say("/report AZ whatsapp slow", chat_id=9201, user_id=9201)
+        assert "your report is in" in fresh.text
+        assert secret.exists() and bot.store.run_sync(reports.stored_reports) == 1
