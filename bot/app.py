@@ -29,6 +29,7 @@ from bot import report_form, signals, watch_form
 from bot.chat_jobs import ChatJobs
 from bot.config import Settings
 from bot.handlers import admin, chat, clock, fallback, membership, report, start, watch
+from bot.on_demand import StatusLookup
 from bot.poller import Poller
 from bot.pseudonym import Pseudonyms
 from bot.render import DEFAULT_LANGUAGE, LANGUAGES, render_plain
@@ -50,6 +51,9 @@ def build_services(settings: Settings, store: Store, *, sending: bool = True, po
     if polling:
         services.poller = Poller(services)
         services.background.append(services.poller.run)
+        services.status_lookup = StatusLookup(
+            store, services.poller.source, services.poller.outages, settings.poll_interval, lambda: services.clock(),
+        )
     if sending:
         services.sender = Sender(store, rate=settings.send_rate)  # its bot is the Application's (build_application)
         services.background.append(services.sender.run)

@@ -13,6 +13,7 @@ from storage.db import Store
 
 if TYPE_CHECKING:  # the poller and the sender import this module
     from bot.chat_jobs import ChatJobs
+    from bot.on_demand import StatusLookup
     from bot.poller import Poller
     from bot.sender import Sender
 
@@ -25,6 +26,7 @@ class Services:
     sender: Sender | None = None  # drains the outbox; None where nothing sends queued messages (console, poll --once)
     poller: Poller | None = None  # polls the sources; /stats shows its last cycle
     chat_jobs: ChatJobs | None = None  # mute summaries and daily digests; /unmute ends mutes through it
+    status_lookup: StatusLookup | None = None  # /status of what the poller does not fetch, on demand (with the poller's sources)
     # loops that live as long as the bot (the poller, the sender, the reports' upkeep): started after start-up, cancelled at stop
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # what handlers and the crowd workflow read as "now" (tests set it instead of rewriting stored times)

@@ -85,7 +85,11 @@ def _measured_since(state, since) -> bool:
     return any(b.valid and b.start >= since for net in state.networks.values() for b in net.buckets.values())
 
 
+def statuses_from(country: str, platforms, states, outage: OutageState | None) -> list[PlatformStatus]:
+    """Statuses for several platforms of one country from their states (platform → BlockState or None)."""
+    return [platform_status(country, platform, states.get(platform), outage) for platform in platforms]
+
+
 def load_statuses(db, country: str, platforms) -> list[PlatformStatus]:
-    """Statuses for several platforms of one country (runs on the DB thread)."""
-    outage = load_outage(db, country)
-    return [platform_status(country, platform, load_state(db, country, platform), outage) for platform in platforms]
+    """Statuses for several platforms of one country, as stored (runs on the DB thread)."""
+    return statuses_from(country, platforms, {p: load_state(db, country, p) for p in platforms}, load_outage(db, country))

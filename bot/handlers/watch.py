@@ -239,8 +239,11 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except BadInput as error:
         await reply_error(update, context, error, "status")
         return
-    store = services(context).store
-    statuses = await store.run(load_statuses, request.country.code, request.platforms)
+    store, lookup = services(context).store, services(context).status_lookup
+    if lookup is not None:  # any country: what the poller does not fetch is fetched on demand
+        statuses = await lookup.statuses(request.country.code, list(request.platforms))
+    else:
+        statuses = await store.run(load_statuses, request.country.code, request.platforms)
     platform = request.platforms[0] if len(request.platforms) == 1 else None
     since = services(context).clock() - FINDINGS_SHOWN_FOR
     recent = await store.run(findings.recent_findings, request.country.code, platform, since)

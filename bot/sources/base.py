@@ -30,6 +30,10 @@ class Source(Protocol[Record]):
         """The live poll of one country's platforms as of `now`; SourceError when it cannot be had."""
         ...
 
+    async def snapshot(self, country: str, platforms: Iterable[str], now: datetime) -> list[Record]:
+        """One look at a country as of `now` that leaves the live poll's memory alone (/status on demand)."""
+        ...
+
     async def history(self, country: str, platforms: Iterable[str], since: date, until: date) -> list[Record]:
         """The records of [since, until) for the backtest, each stamped with when it became known."""
         ...

@@ -76,6 +76,10 @@ class IodaSource:
         self._answered[cc] = now
         return found
 
+    async def snapshot(self, country: str, platforms: Iterable[str], now: datetime) -> list[OutageAlert]:
+        """The country's alerts of the `LOOKBACK` before `now`, leaving the live poll's window alone."""
+        return await self._window(country_code(country), now - LOOKBACK, now)
+
     async def history(self, country: str, platforms: Iterable[str], since: date, until: date) -> list[OutageAlert]:
         """The alerts of [since, until) and of the `LOOKBACK` before it, so an outage already on at `since` shows."""
         cc = country_code(country)

@@ -80,6 +80,10 @@ class OoniSource:
         poll = self._countries.setdefault(cc, CountryPoll())
         return await observe_country(self.client, self.plan, poll, cc, _platform_names(platforms), utc(now))
 
+    async def snapshot(self, country: str, platforms: Iterable[str], now: datetime) -> list[Observation]:
+        """One poll of a country with a memory of its own, within the same budget: /status of what nobody watches."""
+        return await observe_country(self.client, self.plan, CountryPoll(), country_code(country), _platform_names(platforms), utc(now))
+
     async def history(self, country: str, platforms: Iterable[str], since: date, until: date) -> list[Observation]:
         """Hourly Observations of [since, until) (`until` exclusive, like the API), each with its hour's data only."""
         return await history(self.client, country_code(country), _platform_names(platforms), since, until)
