@@ -71,11 +71,18 @@ def menu(lang: str) -> list[BotCommand]:
 
 
 class PerChatOrder(BaseUpdateProcessor):
-    """Updates of different chats run concurrently; those of one chat run in the order they came."""
+    """Updates of different chats run concurrently; those of one chat run in the order they came.
+    A button press never waits for a free slot: its answer must come at once, even under a surge."""
 
     def __init__(self, max_concurrent_updates: int = 256):
         super().__init__(max_concurrent_updates)
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if isinstance(update, Update) and update.callback_query is not None:
+            await self.do_process_update(update, coroutine)  # not behind the slots a surge's replies hold
+            return
+        await super().process_update(update, coroutine)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None

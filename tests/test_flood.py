@@ -224,6 +224,32 @@ async def test_a_button_press_is_answered_at_once_whatever_the_queue(bot):
     assert answer.ok and not bot.fake.sent(6301)
 
 
+async def test_a_button_press_does_not_wait_for_the_slots_a_surge_holds():
+    from telegram import CallbackQuery, Update, User
+
+    from bot.app import PerChatOrder
+
+    order = PerChatOrder(max_concurrent_updates=1)
+    held, ran = asyncio.Event(), []
+
+    async def reply_waiting_for_its_turn():
+        await held.wait()
+
+    async def press():
+        ran.append("press")
+
+    user = User(1, "x", False)
+    command = Update(1)  # an update of another kind, holding the only slot
+    surge = asyncio.create_task(order.process_update(command, reply_waiting_for_its_turn()))
+    queued = asyncio.create_task(order.process_update(Update(2), press()))  # a second command waits ...
+    pressed = Update(3, callback_query=CallbackQuery("q", user, "c", data="d"))
+    await asyncio.wait_for(order.process_update(pressed, press()), 1)  # ... a press does not
+    assert ran == ["press"]
+    held.set()
+    await asyncio.gather(surge, queued)
+    assert ran == ["press", "press"]
+
+
 # --- the parts, on an injected clock ------------------------------------------------------------------
 
 
