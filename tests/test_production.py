@@ -118,11 +118,11 @@ async def test_a_listen_address_in_use_is_one_line(tmp_path):
 # -- webhook mode ---------------------------------------------------------------------------------
 
 
-async def test_webhook_mode_takes_updates_only_with_its_secret_token(tmp_path):
+async def test_webhook_mode_takes_updates_only_with_its_secret_token_and_runs_the_same_bot(tmp_path):
     port = free_port()
     hook = f"http://127.0.0.1:{port}/telegram/hook"
     async with FakeTelegram() as fake:
-        process = await start_bot(fake, tmp_path / "bw.db", tmp_path, LISTEN=f"127.0.0.1:{port}", WEBHOOK_URL=hook)
+        process = await start_bot(fake, tmp_path / "bw.db", tmp_path, LISTEN=f"127.0.0.1:{port}", WEBHOOK_URL=hook, ADMIN_IDS="7")
         try:
             await fake.wait_for("setWebhook", timeout=20)
             registered = fake.webhook
@@ -144,6 +144,19 @@ async def test_webhook_mode_takes_updates_only_with_its_secret_token(tmp_path):
             listed = (await fake.wait_sent(42, count=2, timeout=20))[-1]
             assert "TikTok" in listed.text and "WhatsApp" not in listed.text  # the refused /watch changed nothing
             assert len(fake.sent(42)) == 2  # and was never answered
+
+            # the same poller and sender as in polling mode: a poll cycle is done, a broadcast reaches chat 42
+            health = await wait_health(f"http://127.0.0.1:{port}/healthz", 200)
+            while health["last_poll"] is None:
+                health = await wait_health(f"http://127.0.0.1:{port}/healthz", 200)
+            fake.send_text(7, 7, "/broadcast AZ tiktok TikTok is blocked on Azercell")
+            assert await fake.post_webhook() == 200
+            preview = (await fake.wait_sent(7, timeout=20))[-1]
+            confirm = preview.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+            fake.press_button(7, 7, preview.result["message_id"], confirm)
+            assert await fake.post_webhook() == 200
+            finding = (await fake.wait_sent(42, count=3, timeout=20))[-1]
+            assert "TikTok is blocked on Azercell" in finding.text
             assert not fake.calls("getUpdates")  # no long polling beside the webhook
         finally:
             code, output = await stop(process)
