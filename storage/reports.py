@@ -171,6 +171,12 @@ def purge(db: sqlite_utils.Database, now: int, retention_days: int) -> int:
     return removed
 
 
+def reporter_notes(db: sqlite_utils.Database, reporter: bytes) -> list[str]:
+    """The distinct notes one reporter wrote (what /forgetme must also find in messages to admins)."""
+    return [row[0] for row in db.execute(
+        "select distinct note from reports where reporter = ? and note is not null", [reporter])]
+
+
 def forget_all_reporters(db: sqlite_utils.Database) -> int:
     """Delete every raw report and each pair's allowance of new reporters (`blockwatch reset-crowd`): nothing
     pseudonymous is left. Daily counts and signals hold no reporter, so they stay."""

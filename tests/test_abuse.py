@@ -218,3 +218,40 @@ async def test_a_lost_secret_with_reports_stops_run_until_restored_or_reset(tele
         fresh = await bot.say("/report AZ whatsapp slow", chat_id=9201, user_id=9201)
         assert "your report is in" in fresh.text
         assert secret.exists() and bot.store.run_sync(reports.stored_reports) == 1
+
+
+# -- /forgetme takes the person's words out of everything the bot stores ----------------------------
+
+
+async def test_forgetme_removes_the_words_and_ids_from_every_file_the_bot_writes(telegram, tmp_path):
+    from tests.test_reports import id_forms, reporter
+
+    database = tmp_path / "blockwatch.db"
+    words = "Zebrafinch-Quokka outage at Ganjlik metro"
+    author = reporter(90)
+    async with running_bot(telegram, database, sending=True, admin_ids=frozenset({ADMIN}), signal_min_reporters=3) as bot:
+        bot.services.clock = human_pace()
+        await bot.say("/watch AZ whatsapp", chat_id=author["user_id"], user_id=author["user_id"])
+        await bot.say(f"/report AZ whatsapp slow Azercell {words}", chat_id=author["user_id"], user_id=author["user_id"],
+                      username=author["username"], first_name=author["first_name"])
+        for n in (91, 92):
+            await bot.say("/report AZ whatsapp slow Delta", chat_id=reporter(n)["user_id"], user_id=reporter(n)["user_id"])
+        [alert] = await telegram.wait_sent(ADMIN)
+        assert f"<i>{words}</i>" in alert.text  # the admins were shown the note (sent, so the outbox holds it)
+        await settled(bot)
+        files = sorted(p for p in tmp_path.iterdir() if p.name.startswith("blockwatch.db"))
+        assert words.encode() in b"".join(p.read_bytes() for p in files)  # the scan can see it while it is there
+
+        done = await bot.confirm("/forgetme", chat_id=author["user_id"], user_id=author["user_id"])
+        assert "this chat and its 1 watches are deleted" in done.text
+        assert "Your 1 reports are deleted." in done.text
+        assert "The 1 notes you wrote in them are deleted too, and taken out of 1 messages to the bot's admins" in done.text
+
+        [message] = [m for m in bot.store.run_sync(lambda db: list(db.query("select text from outbox_messages where kind = 'signal'")))]
+        assert "<i>🗑</i>" in message["text"] and "3 different people" in message["text"]  # the rest stays for the admins
+        files = sorted(p for p in tmp_path.iterdir() if p.name.startswith("blockwatch.db"))
+        assert {p.name for p in files} >= {"blockwatch.db", "blockwatch.db-wal", "blockwatch.db-shm", "blockwatch.db.secret"}
+        contents = {p.name: p.read_bytes() for p in files}
+        for name, content in contents.items():
+            for needle in (words.encode(), "Zebrafinch".encode(), words.encode("utf-16-le"), *id_forms(author)):
+                assert needle not in content, (name, needle)

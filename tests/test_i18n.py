@@ -85,8 +85,8 @@ SAMPLES = {
     "language": [dict(name="Русский")],
     "unwatched": [dict(removed=[(AZ, catalog.PLATFORMS["tiktok"])], everything=False, country=AZ),
                   dict(removed=[], everything=True, country=None), dict(removed=[], everything=False, country=AZ)],
-    "forgotten": [dict(chat_forgotten=True, watches=2, reports=1, group=False),
-                  dict(chat_forgotten=False, watches=0, reports=0, group=True)],
+    "forgotten": [dict(chat_forgotten=True, watches=2, reports=1, notes=1, messages=2, group=False),
+                  dict(chat_forgotten=False, watches=0, reports=0, notes=0, messages=0, group=True)],
     "watch_form": [dict(kind=kind, country=AZ, minutes=10, count=2)
                    for kind in ("country", "platforms", "expired", "cancelled", "button_all", "button_done", "choose_one", "x")],
     "confirm": [dict(kind=kind, chat_forgotten=forgotten, watches=3, minutes=10)

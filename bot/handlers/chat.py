@@ -52,8 +52,8 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     chat = update.effective_chat
     forget_chat = await may_change_chat(update, context)
     removed_watches = await store.run(privacy.forget_chat, chat.id) if forget_chat else 0
-    forgotten_reports = await signals.forget(services(context), update.effective_user.id)
-    text = render("forgotten", lang, chat_forgotten=forget_chat, watches=removed_watches,
-                  reports=forgotten_reports, group=chat.type != "private")
+    forgotten = await signals.forget(services(context), update.effective_user.id)
+    text = render("forgotten", lang, chat_forgotten=forget_chat, watches=removed_watches, reports=forgotten.reports,
+                  notes=forgotten.notes, messages=forgotten.messages, group=chat.type != "private")
     await update.callback_query.edit_message_text(text, parse_mode=ParseMode.HTML)
     await update.callback_query.answer()

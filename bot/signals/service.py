@@ -11,7 +11,7 @@ from bot.report_form import ReportDraft
 from bot.services import Services
 from bot.signals import views, workflow
 from bot.signals.workflow import Outcome
-from storage import reports
+from storage import privacy
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ async def opened(svc: Services, signal_ids: list[int]) -> None:
         await svc.wake_sender()
 
 
-async def forget(svc: Services, user_id: int) -> int:
-    """/forgetme: delete this person's crowd reports (found by their pseudonym); returns how many."""
-    return await svc.store.run(reports.forget_reporter, svc.pseudonyms.reporter(user_id))
+async def forget(svc: Services, user_id: int) -> privacy.ForgottenReporter:
+    """/forgetme: delete this person's crowd reports (found by their pseudonym) and their notes wherever
+    a message to admins quoted them; what went."""
+    return await svc.store.run(privacy.forget_reporter, svc.pseudonyms.reporter(user_id))
