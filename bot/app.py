@@ -35,7 +35,7 @@ from bot.pseudonym import Pseudonyms
 from bot.render import DEFAULT_LANGUAGE, LANGUAGES, render_plain
 from bot.sender import Sender
 from bot.services import Services
-from bot.flood import FloodControl, StoredChatFate
+from bot.flood import PRIVATE_BURST, FloodControl, StoredChatFate
 from bot.telegram_http import ANSWER_TIMEOUT, AiohttpRequest
 from storage import reports
 from storage.db import Store
@@ -165,9 +165,11 @@ def build_application(
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
     answer_timeout: float = ANSWER_TIMEOUT,
+    private_burst: int = PRIVATE_BURST,
 ) -> Application:
     """The Application for `services`; `request` replaces HTTP (the console uses that), not the way out:
-    every call still passes FloodControl. `answer_timeout`: how long a call waits for Telegram's answer."""
+    every call still passes FloodControl. `answer_timeout`: how long a call waits for Telegram's answer;
+    `private_burst`: messages a private chat may get at once before one a second (tests raise it)."""
     settings = services.settings
     builder = (
         ApplicationBuilder()
@@ -176,7 +178,7 @@ def build_application(
         .base_file_url(f"{settings.telegram_api_url}/file/bot")
         .concurrent_updates(PerChatOrder())
         # the one way out: every Bot API call, replies and the Sender's alerts alike (bot/flood.py)
-        .rate_limiter(FloodControl(settings.send_rate, fate=StoredChatFate(services.store)))
+        .rate_limiter(FloodControl(settings.send_rate, fate=StoredChatFate(services.store), private_burst=private_burst))
         .post_init(_post_init)
         .post_stop(_post_stop)
     )

@@ -301,9 +301,10 @@ class FloodControl(BaseRateLimiter):
         wall: Callable[[], float] = time.time,
         sleep=asyncio.sleep,
         late_after: float = LATE_AFTER,
+        private_burst: int = PRIVATE_BURST,
     ):
         self.gate = SendGate(rate, clock=clock, sleep=sleep)
-        self.chats = ChatWindow(clock=clock)
+        self.chats = ChatWindow(private_burst, private_burst * PER_CHAT_INTERVAL, clock=clock)
         self.fate = fate
         self.late_after = late_after
         self._clock, self._wall, self._sleep = clock, wall, sleep

@@ -89,6 +89,9 @@ def settings_for(fake: FakeTelegram, database: Path, **overrides) -> Settings:
     )
 
 
+TEST_PRIVATE_BURST = 100
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
     fake: FakeTelegram, database: Path, *, sending: bool = False, polling: bool = False, build=None, **overrides
@@ -96,11 +99,13 @@ async def running_bot(
     """The Application polling the fake, built as `blockwatch run` builds it, until the block ends.
 
     `sending`: the sender drains the outbox; `polling`: the poller runs (off unless a test needs them);
-    `build`: keyword arguments for build_application (e.g. answer_timeout)."""
+    `build`: keyword arguments for build_application (e.g. answer_timeout). A private chat may get a
+    burst of TEST_PRIVATE_BURST replies unless `build` says otherwise: a conversation test is not about
+    Telegram's one message a second per chat (tests/test_flood.py is, with the real figure)."""
     settings = settings_for(fake, database, **overrides)
     store = await Store.open(settings.database_path)
     services = build_services(settings, store, sending=sending, polling=polling)
-    app = build_application(services, **(build or {}))
+    app = build_application(services, **{"private_burst": TEST_PRIVATE_BURST, **(build or {})})
     await app.initialize()
     await app.post_init(app)
     await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)

@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 
 from bot import notifier
-from bot.flood import ChatWindow, FloodControl, SendGate
+from bot.flood import PRIVATE_BURST, ChatWindow, FloodControl, SendGate
 from bot.sender import Sender
 from storage import outbox, subscriptions
 from tests.harness import running_bot
@@ -180,6 +180,16 @@ async def test_a_reply_during_a_fan_out_overtakes_queued_alerts(telegram, tmp_pa
     assert reply.time - asked < 1.0
     assert len([c for c in alerts if c.time > reply.time]) >= 50  # most alerts were still queued
     assert len(alerts) == 90 and all(c.status == 200 for c in telegram.calls("sendMessage"))
+
+
+async def test_replies_to_one_private_chat_go_a_short_burst_then_one_a_second(telegram, tmp_path):
+    async with running_bot(telegram, tmp_path / "bw.db", build={"private_burst": PRIVATE_BURST}) as bot:
+        for _ in range(5):
+            telegram.send_text(6601, 6601, "/help")
+        replies = await telegram.wait_sent(6601, count=5, timeout=10)
+    times = [c.time for c in replies]
+    assert all(later - first >= 2.95 for first, later in zip(times, times[3:]))  # never 4 within 3 s
+    assert times[2] - times[0] < 1.0  # ... but a conversation's first replies do not wait
 
 
 async def test_a_surge_of_300_users_is_answered_in_full(telegram, tmp_path):
