@@ -77,6 +77,12 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     conn.execute("COMMIT")
 
 
+def scrub(db: sqlite_utils.Database) -> None:
+    """After a delete (with secure_delete on): the old page images live on in the -wal until a checkpoint
+    copies and truncates it."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def data_version(db: sqlite_utils.Database) -> int:
     """A number that changes when another connection commits to the database (SQLite's PRAGMA data_version)."""
     return db.execute("PRAGMA data_version").fetchone()[0]

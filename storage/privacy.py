@@ -10,7 +10,7 @@ import sqlite_utils
 from markupsafe import escape
 
 from storage import chat_settings, outbox, reports, subscriptions
-from storage.db import transaction
+from storage.db import scrub, transaction
 
 # what stands where a forgotten person's words were, in messages to admins (any language reads it)
 REMOVED = "🗑"
@@ -38,7 +38,7 @@ def forget_chat(db: sqlite_utils.Database, chat_id: int) -> int:
         chat_settings.forget(db, chat_id)
         chat_settings.forget_mutes(db, chat_id)
         watches = subscriptions.forget_chat(db, chat_id)
-    _scrub(db)
+    scrub(db)
     return watches
 
 
@@ -56,10 +56,5 @@ def forget_reporter(db: sqlite_utils.Database, reporter: bytes) -> ForgottenRepo
                 [quoted, f"<i>{REMOVED}</i>", quoted]))
         removed = db.execute("delete from reports where reporter = ?", [reporter]).rowcount
     if removed or touched:
-        _scrub(db)
+        scrub(db)
     return ForgottenReporter(removed, len(notes), len(touched))
-
-
-def _scrub(db: sqlite_utils.Database) -> None:
-    # the old page images live on in the -wal until a checkpoint copies and truncates it
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

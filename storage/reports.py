@@ -23,7 +23,7 @@ import sqlite_utils
 from bot import crowd
 from bot.clock import unix
 from bot.crowd import Assessment, Report, Tally
-from storage.db import transaction
+from storage.db import scrub, transaction
 
 PENDING, CONFIRMED, DISMISSED = "pending", "confirmed", "dismissed"
 
@@ -154,11 +154,6 @@ def stored_reports(db: sqlite_utils.Database) -> int:
     return db.execute("select count(*) from reports").fetchone()[0]
 
 
-def _scrub(db: sqlite_utils.Database) -> None:
-    # overwritten, not just unlinked: deleted rows must not survive in free pages or in the -wal
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
 def purge(db: sqlite_utils.Database, now: int, retention_days: int) -> int:
     """Delete raw reports older than the retention period; their daily counts stay (hourly ones go too:
     they only serve the current window)."""
@@ -167,7 +162,7 @@ def purge(db: sqlite_utils.Database, now: int, retention_days: int) -> int:
         removed = db.execute("delete from reports where at < ?", [now - retention_days * crowd.DAY]).rowcount
         db.execute("delete from report_hours where hour < ?", [now - retention_days * crowd.DAY])
     if removed:
-        _scrub(db)
+        scrub(db)
     return removed
 
 
@@ -184,17 +179,7 @@ def forget_all_reporters(db: sqlite_utils.Database) -> int:
     with transaction(db):
         removed = db.execute("delete from reports").rowcount
         db.execute("delete from report_pace")
-    _scrub(db)
-    return removed
-
-
-def forget_reporter(db: sqlite_utils.Database, reporter: bytes) -> int:
-    """Delete one reporter's reports (/forgetme). Counts and signals hold no reporter, so they stay."""
-    db.execute("PRAGMA secure_delete=ON")
-    with transaction(db):
-        removed = db.execute("delete from reports where reporter = ?", [reporter]).rowcount
-    if removed:
-        _scrub(db)
+    scrub(db)
     return removed
 
 

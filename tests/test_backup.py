@@ -12,7 +12,7 @@ import time
 
 from bot.crowd import Report
 from bot.pseudonym import Pseudonyms
-from storage import reports
+from storage import privacy, reports
 from storage.db import Store, connect
 from storage.subscriptions import add_watches, chat_watches, ensure_chat
 
@@ -56,7 +56,7 @@ def test_a_backup_restores_with_its_secret(tmp_path):
         assert store.run_sync(chat_watches, 42) == [("AZ", "tiktok"), ("AZ", "whatsapp")]
         again = Pseudonyms.for_database(restored)
         assert again.reporter(7) == pseudonyms.reporter(7)  # /forgetme still finds the reporter's reports
-        assert store.run_sync(reports.forget_reporter, again.reporter(7)) == 1
+        assert store.run_sync(privacy.forget_reporter, again.reporter(7)).reports == 1
     finally:
         store.run_sync(lambda db: db.close())
 

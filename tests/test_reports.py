@@ -21,7 +21,7 @@ from bot.detector import BLOCKED, BlockState, NetworkState
 from bot.parsing import BadInput
 from bot.report_form import ReportDraft, parse_report
 from bot.signals import workflow
-from storage import outbox, reports, states
+from storage import outbox, privacy, reports, states
 from tests.conftest import ADMIN
 from tests.harness import human_pace, running_bot, settled
 
@@ -131,7 +131,7 @@ def test_purge_keeps_counts_and_forget_removes_one_reporter(db):
         reports.add_report(db, crowd.Report(bytes([n % 2]) * 16, "AZ", "tiktok", "slow", NOW - age))
     assert reports.purge(db, NOW, 30) == 2
     assert reports.stored_reports(db) == 2 and reports.total_reports(db) == 4
-    assert reports.forget_reporter(db, bytes([1]) * 16) == 1
+    assert privacy.forget_reporter(db, bytes([1]) * 16).reports == 1
     assert reports.stored_reports(db) == 1 and reports.total_reports(db) == 4
     assert reports.count_reports(db, NOW - 7200) == 1
 
