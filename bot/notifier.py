@@ -53,6 +53,8 @@ def alert_values(event: Event | OutageEvent) -> dict[str, Any]:
         "measurements": event.measurements,
         "confirmed": event.confirmed,
         "intermittent": event.intermittent,
+        "pattern": event.pattern,
+        "changes": [{"kind": c.kind, "network": _named([c.asn]), "time": c.time} for c in event.changes],
         "evidence": list(event.evidence),
         "chart": chart_link(event.country, event.platform, event.since, last),
     }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot import catalog
+from bot.detection.pattern import Pattern
 from bot.outage import OutageState, signals_of
 from bot.sources.links import chart_link
 from storage.outages import load_outage
@@ -25,6 +26,7 @@ class PlatformStatus:
     since: datetime | None = None
     method: str | None = None
     intermittent: bool = False
+    pattern: Pattern | None = None  # an intermittent block's rhythm, when the data shows it
     confirmed: bool = False
     anomalies: int = 0
     measurements: int = 0
@@ -56,6 +58,7 @@ def platform_status(country_code: str, platform_name: str, state, outage: Outage
         since=state.blocked_since,
         method=state.method,
         intermittent=state.intermittent,
+        pattern=state.pattern,
         confirmed=getattr(state, "confirmed", False),
         anomalies=state.anomalies,
         measurements=state.measurements,
