@@ -16,8 +16,7 @@ import asyncio
 import sys
 import tempfile
 import time
-from collections import Counter
-from datetime import timedelta
+
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

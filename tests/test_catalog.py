@@ -308,3 +308,10 @@ def test_network_table_is_sound():
 @pytest.mark.parametrize(("text", "asn"), [("AS29049", 29049), ("as29049", 29049), (" 29049 ", 29049), ("AS 1", 1), ("x29049", None), ("AS", None), ("0", None), ("", None)])
 def test_parse_asn(text, asn):
     assert parse_asn(text) == asn
+
+
+def test_internet_is_a_platform_measured_by_ioda_with_its_aliases():
+    internet = PLATFORMS["internet"]
+    assert internet.source == "ioda" and internet.tests == () and internet.domains == ()
+    assert find_platform("shutdown") is internet and find_platform("Outage") is internet
+    assert all(p.source == "ooni" for name, p in PLATFORMS.items() if name != "internet")

@@ -130,3 +130,11 @@ def test_debug_logging_never_turns_on_ptbs_update_dumps():
     finally:
         telegram_logger.setLevel(before)
         logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_ioda_api_url_has_the_contracts_default_and_is_checked():
+    assert load_settings({}, env_file=None).ioda_api_url == "https://api.ioda.inetintel.cc.gatech.edu/v2"
+    assert load_settings({"IODA_API_URL": "http://127.0.0.1:8766/v2/"}, env_file=None).ioda_api_url.startswith("http://127.0.0.1:8766/v2")
+    with pytest.raises(ConfigError) as error:
+        load_settings({"IODA_API_URL": "ftp://ioda"}, env_file=None)
+    assert "IODA_API_URL" in str(error.value)

@@ -12,6 +12,7 @@ from babel.messages.pofile import read_po, write_po
 
 from bot import catalog, i18n, recap
 from bot.detector import Event
+from bot.outage import OutageEvent
 from bot.notifier import render_alert
 from bot.render import LANGUAGES, format_duration, format_number, format_time, render, telegram_length
 from bot.status import PlatformStatus
@@ -72,7 +73,19 @@ def statuses() -> list[PlatformStatus]:
                        chart="https://explorer.ooni.org/chart/mat?probe_cc=AZ&test_name=web_connectivity"),
         PlatformStatus(AZ, whatsapp, "ok", checked=T0),
         PlatformStatus(AZ, signal, "unknown"),
+        PlatformStatus(AZ, catalog.PLATFORMS["internet"], "outage", networks=((29049, "Delta Telecom Ltd"),), since=T0,
+                       checked=T0, signals=(("bgp", 0.29), ("ping-slash24", 0.85), ("merit-nt", None)),
+                       chart="https://ioda.inetintel.cc.gatech.edu/country/AZ?from=1&until=2"),
+        PlatformStatus(AZ, catalog.PLATFORMS["telegram"], "no_measurements", since=T0),
+        PlatformStatus(AZ, catalog.PLATFORMS["internet"], "ok", checked=T0),
     ]
+
+
+def outage_event(kind: str) -> OutageEvent:
+    return OutageEvent(kind, "AZ", T0 + timedelta(hours=2), T0, asns=(29049, 41997),
+                       signals=(("bgp", 0.29), ("ping-slash24", 0.85), ("merit-nt", 0.913)),
+                       evidence=("https://ioda.inetintel.cc.gatech.edu/asn/29049?from=1&until=2",),
+                       ended=T0 + timedelta(days=2, hours=6) if kind == "restored" else None)
 
 
 # every template a user can get, with values that exercise its branches
@@ -123,6 +136,7 @@ def test_every_reply_and_alert_is_valid_telegram_html_in_every_language(lang):
         rendered += [(template, render(template, lang, **values)) for values in cases]
     rendered += [("errors", render("errors", lang, command="watch", **values)) for values in ERROR_KINDS]
     rendered += [(f"alert_{kind}", render_alert(event(kind), lang)) for kind in ("blocked", "unblocked", "changed")]
+    rendered += [(f"alert_{kind}", render_alert(outage_event(kind), lang)) for kind in ("outage", "restored")]
     for template, text in rendered:
         visible, _ = parse_html(text)  # raises on what Telegram would refuse
         assert visible.strip(), template
@@ -156,3 +170,12 @@ def test_shared_pieces_are_translated_even_where_a_template_imports_them_without
     # unwatched.html imports country_name without context; the render's language still reaches it
     text = render("unwatched", "ru", removed=[], everything=False, country=AZ)
     assert "Азербайджан (AZ)" in text and "Подписки чата" in text
+
+
+def test_outage_alerts_speak_each_language_with_its_own_percentages():
+    texts = {lang: render_alert(outage_event("outage"), lang) for lang in LANGUAGES}
+    assert "Internet outage" in texts["en"] and "85% below normal" in texts["en"]
+    assert "Отключение интернета" in texts["ru"] and "на 85\xa0% ниже нормы" in texts["ru"]
+    assert "İnternet kəsintisi" in texts["az"] and "normadan" in texts["az"] and "85" in texts["az"]
+    restored = render_alert(outage_event("restored"), "ru")
+    assert "Интернет восстановлен" in restored and "2 дня 6 часов" in restored

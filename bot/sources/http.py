@@ -147,6 +147,30 @@ class JsonClient:
         raise AssertionError("unreachable")
 
 
+class HttpSource:
+    """What every source over a JsonClient shares: its request counters and its one session's life (`async with`)."""
+
+    client: JsonClient
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.requests_made
+
+    @property
+    def errors(self) -> int:
+        return self.client.errors
+
+    async def __aenter__(self):
+        self.client.open()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
 def retry_after(resp: aiohttp.ClientResponse) -> float | None:
     """Retry-After in seconds (delta-seconds or an HTTP date), if the server sent one."""
     value = resp.headers.get("Retry-After")

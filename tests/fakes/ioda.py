@@ -19,11 +19,12 @@ import asyncio
 import json
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.faults import fault_response
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ioda"
 RECORDED_ENVELOPE = FIXTURES / "signals-raw-asn1299-upstream-delay-penult-asns.json"
@@ -99,21 +100,13 @@ class FakeIoda:
             return web.Response(status=503, text="Service Unavailable")
         if self._faults:
             fault, retry_after = self._faults.pop(0)
-            if fault == "timeout":
-                try:
-                    await asyncio.wait_for(self._release.wait(), self.hang)
-                except asyncio.TimeoutError:
-                    pass
-                return web.Response(status=504, text="Gateway Timeout")
             if fault == "empty":
                 return web.json_response(self._envelope("outages.alerts", dict(request.query), None))
             if fault == "malformed":
                 return web.Response(status=200, text='{"type":"outages.alerts","metadata":{"requestTi',
                                     content_type="application/json")
-            if fault == 429:
-                headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-                return web.Response(status=429, text="Too Many Requests", headers=headers)
-            return web.Response(status=int(fault), text=HTTPStatus(int(fault)).phrase)
+            quota = web.Response(status=429, text="Too Many Requests")
+            return await fault_response(fault, retry_after, self._release, self.hang, quota)
         return await handler(request)
 
     async def _outages_alerts(self, request: web.Request) -> web.Response:

@@ -45,12 +45,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
+
+from tests.fakes.faults import fault_response
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ooni"
 BACKGROUND_FILE = FIXTURES / "fastpath_rows_2024-01-01.jsonl"
@@ -501,21 +502,13 @@ class FakeOoni:
             return web.Response(status=503, text="Service Unavailable")
         if self._faults:
             fault, retry_after = self._faults.pop(0)
-            if fault == "timeout":
-                try:
-                    await asyncio.wait_for(self._release.wait(), self.hang)
-                except asyncio.TimeoutError:
-                    pass
-                return web.Response(status=504, text="Gateway Timeout")
             if fault == "empty":
                 return web.json_response({})
             if fault == "malformed":
                 return web.Response(status=200, text='{"v":0,"dimension_count":2,"result":[{"anomaly_cou',
                                     content_type="application/json")
-            if fault == 429:
-                headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-                return web.json_response({"error": "quota exceeded"}, status=429, headers=headers)
-            return web.Response(status=int(fault), text=HTTPStatus(int(fault)).phrase)
+            quota = web.json_response({"error": "quota exceeded"}, status=429)
+            return await fault_response(fault, retry_after, self._release, self.hang, quota)
         try:
             return await handler(request)
         except _Reject as reject:

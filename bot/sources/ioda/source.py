@@ -18,7 +18,7 @@ import aiohttp
 
 from bot.outage import OutageAlert
 from bot.sources.base import country_code
-from bot.sources.http import JsonClient
+from bot.sources.http import HttpSource, JsonClient
 from bot.sources.ioda import api
 
 log = logging.getLogger("bot.sources.ioda")
@@ -27,7 +27,7 @@ LOOKBACK = timedelta(days=7)  # a country's first look: IODA's events look 14 da
 OVERLAP = timedelta(hours=2)  # alerts can be published late (watchtower holds one until its condition has lasted)
 
 
-class IodaSource:
+class IodaSource(HttpSource):
     """IODA's outage alerts as a source. One aiohttp session for its life (`async with`)."""
 
     name = "IODA"
@@ -48,24 +48,6 @@ class IodaSource:
             timeout=timeout, retries=retries, backoff=backoff, sleep=sleep, max_retry_after=max_retry_after,
         )
         self._answered: dict[str, datetime] = {}  # country → the `until` of its last full answer
-
-    @property
-    def requests_made(self) -> int:
-        return self.client.requests_made
-
-    @property
-    def errors(self) -> int:
-        return self.client.errors
-
-    async def __aenter__(self) -> IodaSource:
-        self.client.open()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self.client.close()
 
     async def observe(self, country: str, platforms: Iterable[str], now: datetime) -> list[OutageAlert]:
         """The country's and its networks' alerts up to `now` (two requests); SourceError when they cannot be had."""

@@ -19,7 +19,7 @@ import aiohttp
 from bot import catalog
 from bot.observations import Observation
 from bot.sources.base import country_code
-from bot.sources.http import JsonClient
+from bot.sources.http import HttpSource, JsonClient
 from bot.sources.ooni.api import utc
 from bot.sources.ooni.history import history
 from bot.sources.ooni.live import CountryPoll, Plan, observe_country
@@ -27,7 +27,7 @@ from bot.sources.ooni.live import CountryPoll, Plan, observe_country
 log = logging.getLogger("bot.sources.ooni")
 
 
-class OoniSource:
+class OoniSource(HttpSource):
     """The OONI API as a measurement source. One aiohttp session for its life (`async with`)."""
 
     name = "OONI"
@@ -52,24 +52,6 @@ class OoniSource:
         )
         self.plan = Plan(budget=budget, detail_ttl=detail_ttl, detail_min_signs=detail_min_signs)
         self._countries: dict[str, CountryPoll] = {}
-
-    @property
-    def requests_made(self) -> int:
-        return self.client.requests_made
-
-    @property
-    def errors(self) -> int:
-        return self.client.errors
-
-    async def __aenter__(self) -> OoniSource:
-        self.client.open()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self.client.close()
 
     async def observe(self, country: str, platforms: Iterable[str], now: datetime) -> list[Observation]:
         """One poll of one country: today's (and, once a day, yesterday's) counts per platform and network.
