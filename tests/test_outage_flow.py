@@ -138,3 +138,30 @@ async def test_status_on_demand_stays_within_its_budget_of_countries(telegram, t
             assert lookup.fetches == lookup.countries_per_interval == 10  # the other two read "not known yet"
             assert sum("not known yet" in r.text for r in replies) >= 2
             assert len(ooni.requests) <= 3 * 10 and len(ioda.requests) == 2 * 10
+
+
+async def test_iodas_faults_during_an_outage_keep_it_on_and_send_nothing(telegram, tmp_path):
+    cc, alerts = uganda_alerts()
+    async with FakeOoni() as ooni, FakeIoda({cc: alerts}) as ioda:
+        clock = BothClock(ooni, [], ioda, at("2026-01-13T16:30:00"))
+        async with running_bot(telegram, tmp_path / "bw.db", sending=True) as bot:
+            bot.services.clock = clock
+            poller = Poller(bot.services, OoniSource(ooni.url, sleep=no_sleep), clock=clock,
+                            outages=IodaSource(ioda.url, sleep=no_sleep, retries=2, timeout=0.3))
+            try:
+                await bot.say("/watch UG internet", chat_id=CHAT)
+                assert [e.kind for e in (await poller.poll_once()).events] == ["outage"]
+                await telegram.wait_for(lambda c: c.text and "Internet outage" in c.text, chat_id=CHAT)
+                for hour, fault in enumerate((503, 429, "malformed", "empty", "timeout"), start=1):
+                    ioda.fail_next(3, status=fault)  # more than the retries: this cycle has no IODA data
+                    clock.move(at("2026-01-13T16:30:00") + timedelta(hours=hour))
+                    result = await poller.poll_once()
+                    assert (result.events, result.failed) == ([], ["UG"])
+                    shown = (await bot.say("/status UG internet", chat_id=CHAT)).result["text"]
+                    assert "Internet: outage since January 13, 2026" in shown  # never "no outage", never unknown
+                clock.move(at("2026-01-14T00:00:00"))  # IODA answers again, the outage still on: nothing new
+                assert (await poller.poll_once()).events == []
+                sent = [c for c in telegram.sent(CHAT) if c.text and ("Internet outage" in c.text or "Internet restored" in c.text)]
+                assert len(sent) == 1  # the one outage alert; no restored
+            finally:
+                await poller.close()
