@@ -26,6 +26,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import report_form, signals, watch_form
+from bot.chart_maker import ChartMaker
 from bot.chat_jobs import ChatJobs
 from bot.config import Settings
 from bot.handlers import admin, chat, clock, fallback, membership, report, start, watch
@@ -54,8 +55,9 @@ def build_services(settings: Settings, store: Store, *, sending: bool = True, po
         services.status_lookup = StatusLookup(
             store, services.poller.source, services.poller.outages, settings.poll_interval, lambda: services.clock(),
         )
+    services.charts = ChartMaker.for_ooni(store, settings.ooni_api_url)
     if sending:
-        services.sender = Sender(store, rate=settings.send_rate)  # its bot is the Application's (build_application)
+        services.sender = Sender(store, rate=settings.send_rate, charts=services.charts)  # its bot is the Application's
         services.background.append(services.sender.run)
     services.chat_jobs = ChatJobs(services)
     if sending:  # summaries and digests are queued only where something sends them

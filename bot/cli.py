@@ -21,6 +21,7 @@ def setup_logging(level: str) -> None:
     # httpx logs every request URL at INFO, and those URLs contain the bot token
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font cache is built on first use, said at INFO
     # PTB's DEBUG lines carry whole updates — reporters' ids and names: DEBUG is for our own loggers only
     logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLevelName(level)))
 

@@ -105,7 +105,8 @@ def queue_event(db, event: Event | OutageEvent) -> int:
     """Record the event and queue its alert for every active chat watching its country and platform.
 
     One transaction: the event row, one rendered message per (language, time zone) the watchers
-    read, one delivery per watching, non-paused chat. Returns the number of deliveries queued.
+    read, one delivery per watching, non-paused chat (the sender follows a `blocked` alert with its
+    chart, bot/chart_maker.py). Returns the number of deliveries queued.
     """
     with transaction(db):
         [event_id] = event_store.record_events(db, [event])

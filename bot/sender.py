@@ -34,7 +34,7 @@ from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot import chat_clock
+from bot import chart_maker, chat_clock
 from bot.flood import ALERT, PER_CHAT_INTERVAL, PER_GROUP_INTERVAL, FloodControl, SendGate, fate_of
 from storage import chat_settings, outbox
 from storage.db import is_outage
@@ -79,8 +79,10 @@ class Sender:
         idle_check: float = IDLE_CHECK,
         max_backoff: float = MAX_BACKOFF,
         clock: Callable[[], float] = time.time,
+        charts: chart_maker.ChartMaker | None = None,
     ):
         self.store = store
+        self.charts = charts  # renders and uploads the photos of "chart" deliveries
         self.rate = rate
         self.bot = bot
         self._bot_from = bot_from
@@ -94,6 +96,7 @@ class Sender:
         self._clock = clock  # wall clock: not_before is stored and must survive a restart
         self.window = SendGate(rate)  # the bot's own gate replaces it when the bot has FloodControl
         self._alert_args: dict[str, Any] = {}
+        self._charts_in_flight: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
@@ -208,6 +211,11 @@ class Sender:
             self.sent += 1
             with contextlib.suppress(Exception):  # logged by the flush; the row stays `sending`
                 await self._record_sent(delivery.id, message.message_id)
+            if delivery.kind == "alert_blocked" and self.charts is not None:
+                # its own task: the photo waits its turn in the bot's flood control without holding a send slot
+                task = asyncio.create_task(self._send_chart(delivery, silent))
+                self._charts_in_flight.add(task)
+                task.add_done_callback(self._charts_in_flight.discard)
         finally:
             self._release()  # only now: a slot is free once what it sent is recorded
 
@@ -251,6 +259,17 @@ class Sender:
         log.warning("delivery %d to chat %s: no answer (%s); sent once more, the chat may see it twice",
                     delivery.id, delivery.chat_id, reason)
         await self.store.run(outbox.retry_unknown, delivery.id, self._clock() + 1.0, reason)
+
+    async def _send_chart(self, delivery: outbox.Delivery, silent: bool) -> None:
+        """A blocked alert's chart, sent after it by the same bot as a reply would be (flood control spaces
+        it in the chat and waits out a 429) — best effort: the alert is recorded sent already, so a chart
+        that cannot be made or sent is logged, never queued again."""
+        try:
+            await self.charts.send_for_alert(self.bot, delivery.chat_id, delivery.ref, delivery.lang, silent=silent, **self._timeouts())
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # OONI down, or Telegram refused the photo
+            self.charts.log_failure(error)
 
     async def _record_sent(self, delivery_id: int, message_id: int) -> None:
         """Mark a delivery sent; answers arriving together are written in one transaction."""
@@ -329,6 +348,8 @@ class Sender:
 
     async def _finish_in_flight(self) -> None:
         """A clean stop: let the sends already handed to Telegram be answered and recorded."""
+        for task in self._charts_in_flight:  # best effort, not recorded: a stop does not wait for pictures
+            task.cancel()
         tasks = set(self._in_flight)
         if not tasks:
             return

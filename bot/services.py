@@ -12,6 +12,7 @@ from bot.pseudonym import Pseudonyms
 from storage.db import Store
 
 if TYPE_CHECKING:  # the poller and the sender import this module
+    from bot.chart_maker import ChartMaker
     from bot.chat_jobs import ChatJobs
     from bot.on_demand import StatusLookup
     from bot.poller import Poller
@@ -27,6 +28,7 @@ class Services:
     poller: Poller | None = None  # polls the sources; /stats shows its last cycle
     chat_jobs: ChatJobs | None = None  # mute summaries and daily digests; /unmute ends mutes through it
     status_lookup: StatusLookup | None = None  # /status of what the poller does not fetch, on demand (with the poller's sources)
+    charts: ChartMaker | None = None  # the PNG charts of /status and blocked alerts, once per pair and hour
     # loops that live as long as the bot (the poller, the sender, the reports' upkeep): started after start-up, cancelled at stop
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # what handlers and the crowd workflow read as "now" (tests set it instead of rewriting stored times)

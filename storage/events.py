@@ -58,3 +58,9 @@ def recent_events(
 def count_events(db: sqlite_utils.Database, since: datetime) -> int:
     """Events whose time is at or after `since` (for /stats)."""
     return db.execute("select count(*) from events where time >= ?", [unix(since)]).fetchone()[0]
+
+
+def event_pair(db: sqlite_utils.Database, event_id: int) -> tuple[str, str, int] | None:
+    """(country, platform, time in Unix seconds) of an event (a blocked alert's chart is drawn for them)."""
+    row = db.execute("select country, platform, time from events where id = ?", [event_id]).fetchone()
+    return (row[0], row[1], row[2]) if row else None

@@ -44,6 +44,8 @@ class Delivery:
     kind: str
     attempts: int  # sends tried before this one
     unknown: int = 0  # earlier sends of it whose fate is unknown (it may have arrived)
+    ref: str | None = None  # the message's ref: "event:<id>" for an alert (its chart is drawn from the event)
+    lang: str = "en"  # the message's language
 
 
 # --- queueing (inside the caller's transaction) ---------------------------------------------------
@@ -157,7 +159,7 @@ def recover(db: sqlite_utils.Database) -> tuple[list[int], list[int]]:
 
 
 _DUE = (
-    "select d.id, d.chat_id, d.attempts, m.text, m.kind, d.unknown from deliveries d "
+    "select d.id, d.chat_id, d.attempts, m.text, m.kind, d.unknown, m.ref, m.lang from deliveries d "
     "join outbox_messages m on m.id = d.message_id "
     "where d.status = 'pending' and d.not_before <= ? "
     "and not exists (select 1 from deliveries e where e.chat_id = d.chat_id "
@@ -169,7 +171,7 @@ _DUE = (
 def due(db: sqlite_utils.Database, now: float, limit: int) -> list[Delivery]:
     """Deliveries that may go now, oldest first: the head of each chat's queue, if its time has come."""
     return [
-        Delivery(*row[:2], text=row[3], kind=row[4], attempts=row[2], unknown=row[5])
+        Delivery(*row[:2], text=row[3], kind=row[4], attempts=row[2], unknown=row[5], ref=row[6], lang=row[7])
         for row in db.execute(_DUE, [now, limit]).fetchall()
     ]
 

@@ -82,9 +82,13 @@ async def settled(bot: BotUnderTest, timeout: float = 15.0) -> dict[str, int]:
         await asyncio.sleep(0.05)
 
 
+CLOSED_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
+
+
 def settings_for(fake: FakeTelegram, database: Path, **overrides) -> Settings:
     return replace(
-        Settings(telegram_bot_token=fake.token, telegram_api_url=fake.url, database_path=database),
+        # OONI on a closed local port unless a test serves a fake: a test never reaches the internet
+        Settings(telegram_bot_token=fake.token, telegram_api_url=fake.url, database_path=database, ooni_api_url=CLOSED_PORT),
         **overrides,
     )
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
-
-from bot.clock import unix
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot import buttons, catalog, recap, watch_form
+from bot import buttons, catalog, chart_maker, recap, watch_form
+from bot.clock import unix
 from bot.handlers.common import (
     answer_confirmation, ask_to_confirm, chat_identity, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
     reply, reply_error, send_html, services, zone_of,
@@ -22,6 +22,7 @@ from bot.report_form import form_countries
 from bot.status import load_statuses
 from storage import events, findings, subscriptions
 
+log = logging.getLogger(__name__)
 FINDINGS_SHOWN_FOR = timedelta(days=7)  # a journalist asking later still sees what admins confirmed
 
 
@@ -250,6 +251,14 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if platform is None and not request.all_platforms:  # several named: their findings and the country-wide ones
         recent = [f for f in recent if f["platform"] in (None, *request.platforms)]
     await reply(update, context, "status", country=request.country, statuses=statuses, findings=recent)
+    charts = services(context).charts
+    if platform is not None and charts is not None and chart_maker.charted(platform):
+        key = chart_maker.key_of(request.country.code, platform, services(context).clock())
+        caption = render("chart_caption", await language_of(update, context), country=request.country, platform=catalog.PLATFORMS[platform])
+        try:
+            await charts.send(context.bot, update.effective_chat.id, key, caption)
+        except chart_maker.ChartUnavailable as error:  # the status above answered; the picture needs OONI
+            log.warning("/status without its chart: %s", error)
 
 
 HISTORY_DAYS = 90
