@@ -79,10 +79,12 @@ async def test_a_muted_watch_gets_no_alert_then_one_summary_when_the_mute_ends(t
 async def test_unmute_ends_every_mute_now_with_its_summary_and_nothing_changed_says_so(bot_with_sender):
     bot = bot_with_sender
     await bot.say("/watch AZ tiktok", chat_id=MUTED)
-    assert "Nothing is muted" in (await bot.say("/unmute", chat_id=MUTED)).text
-    assert "For how long?" in (await bot.say("/mute AZ", chat_id=MUTED)).text  # "AZ" is not a duration
-    assert "For how long?" in (await bot.say("/mute 45d", chat_id=MUTED)).text
-    assert await bot.store.run(chat_settings.mutes_of, MUTED) == []  # bad input stored nothing
+    # bad input, in other chats (each chat gets about a message a second: the test stays quick)
+    assert "Nothing is muted" in (await bot.say("/unmute", chat_id=OTHER)).text
+    assert "For how long?" in (await bot.say("/mute AZ", chat_id=OTHER + 1)).text  # "AZ" is not a duration
+    assert "For how long?" in (await bot.say("/mute 45d", chat_id=OTHER + 2)).text
+    for chat in (OTHER, OTHER + 1, OTHER + 2):
+        assert await bot.store.run(chat_settings.mutes_of, chat) == []  # bad input stored nothing
     assert "every watch of this chat" in (await bot.say("/mute 2d", chat_id=MUTED)).text
     before = len(bot.fake.sent(MUTED))
     assert "summary of what happened" in (await bot.say("/unmute", chat_id=MUTED)).text
