@@ -21,7 +21,7 @@ from bot.outage import OutageEvent
 from bot.render import DEFAULT_LANGUAGE, TELEGRAM_LIMIT, normalise_language, render, telegram_length, to_terminal
 from bot.sources.links import chart_link
 from storage import events as event_store
-from storage import outbox, subscriptions
+from storage import chat_settings, outbox, subscriptions
 from storage.db import transaction
 
 # how many networks and evidence links a message lists before "and N more": enough to act on,
@@ -127,13 +127,13 @@ def queue_event(db, event: Event | OutageEvent) -> int:
     return queued
 
 
-def queue_text(db, chat_ids: Iterable[int], texts: str | Mapping[str, str], *, kind: str, ref: str | None = None) -> int:
+def queue_text(db, chat_ids: Iterable[int], texts: str | Mapping, *, kind: str, ref: str | None = None) -> int:
     """Queue ready-made Telegram-HTML text for chats (admins' broadcasts, confirmed crowd findings).
 
-    `texts` is one text for everyone or {language: text}; a chat reading a language with no text
-    gets English, else the first given. Paused chats are skipped; with a `ref`, so are chats that
-    already got a message with that ref (queueing the same finding twice sends it once).
-    Returns the number of deliveries queued.
+    `texts` is one text for everyone, {language: text}, or {(language, zone): text} for text with
+    times in it (`texts_by_clock`); a chat whose key has no text gets English, else the first given.
+    Paused chats are skipped; with a `ref`, so are chats that already got a message with that ref
+    (queueing the same finding twice sends it once). Returns the number of deliveries queued.
     """
     chat_ids = list(dict.fromkeys(chat_ids))
     if isinstance(texts, str):
@@ -143,21 +143,36 @@ def queue_text(db, chat_ids: Iterable[int], texts: str | Mapping[str, str], *, k
     for text in texts.values():
         if telegram_length(text) > TELEGRAM_LIMIT:
             raise ValueError(f"a {kind} text is longer than Telegram's {TELEGRAM_LIMIT} characters")
-    fallback = DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in texts else next(iter(texts))
+    by_clock = any(isinstance(key, tuple) for key in texts)
+    default = (DEFAULT_LANGUAGE, None) if by_clock else DEFAULT_LANGUAGE
+    fallback = default if default in texts else next(iter(texts))
     with transaction(db):
         skip = outbox.chats_with_ref(db, ref) if ref is not None else set()
         known = subscriptions.chat_languages(db, chat_ids)
-        by_text_language: dict[str, list[int]] = {}
+        zones = chat_settings.zones_of(db, chat_ids) if by_clock else {}
+        by_text: dict = {}
         for chat_id in chat_ids:
             if chat_id in skip or known.get(chat_id, (None, False))[1]:  # already has it, or paused
                 continue
             lang = normalise_language(known.get(chat_id, (None, False))[0])
-            by_text_language.setdefault(lang if lang in texts else fallback, []).append(chat_id)
+            key = (lang, zones[chat_id].zone if chat_id in zones else None) if by_clock else lang
+            if key not in texts and by_clock and (lang, None) in texts:
+                key = (lang, None)
+            by_text.setdefault(key if key in texts else fallback, []).append(chat_id)
         queued = 0
-        for lang, recipients in sorted(by_text_language.items()):
-            message_id = outbox.add_message(db, kind, lang, texts[lang], ref=ref)
+        for key, recipients in sorted(by_text.items(), key=lambda item: str(item[0])):
+            message_id = outbox.add_message(db, kind, key[0] if by_clock else key, texts[key], ref=ref)
             queued += outbox.deliver_to_chats(db, message_id, recipients)
     return queued
+
+
+def texts_by_clock(db, chat_ids: Iterable[int], template: str, **values) -> dict[tuple[str, str | None], str]:
+    """The template rendered once per (language, time zone) the chats read: times on each chat's clock."""
+    chat_ids = list(chat_ids)
+    languages = languages_of(db, chat_ids)
+    zones = chat_settings.zones_of(db, chat_ids)
+    clocks = {(languages[chat_id], zones[chat_id].zone if chat_id in zones else None) for chat_id in chat_ids}
+    return {(lang, zone): render(template, lang, zone=zone, **values) for lang, zone in clocks}
 
 
 def languages_of(db, chat_ids: list[int]) -> dict[int, str]:

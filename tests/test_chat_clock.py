@@ -148,3 +148,26 @@ async def test_forgetme_deletes_the_chats_clock_too(bot):
     await bot.say("/quiet 23:00-07:00")
     await bot.confirm("/forgetme")
     assert await bot.store.run(chat_settings.get, 100) == chat_settings.ChatSettings()
+
+
+async def test_a_confirmed_crowd_finding_shows_its_times_on_each_watchers_clock(bot):
+    """Signals and findings too: queue_text renders once per (language, zone) and each chat gets its own."""
+    from bot.render import render
+
+    for chat, zone_text in ((BAKU, "Asia/Baku"), (LONDON, None)):
+        await bot.say("/watch AZ tiktok", chat_id=chat)
+        if zone_text:
+            await bot.say(f"/timezone {zone_text}", chat_id=chat)
+
+    def queue(db):
+        texts = notifier.texts_by_clock(db, [BAKU, LONDON], "chat_clock", kind="zone_set", zone_name="x", now=T0)
+        return texts, notifier.queue_text(db, [BAKU, LONDON], texts, kind="finding", ref="signal:1")
+
+    texts, queued = await bot.store.run(queue)
+    assert queued == 2 and set(texts) == {("en", "Asia/Baku"), ("en", None)}
+    assert "10:00 UTC+4" in texts[("en", "Asia/Baku")] and "06:00 UTC" in texts[("en", None)]
+    rows = await bot.store.run(lambda db: db.execute(
+        "select d.chat_id, m.text from deliveries d join outbox_messages m on m.id = d.message_id where m.kind = 'finding'"
+    ).fetchall())
+    assert {chat: "UTC+4" in text for chat, text in rows} == {BAKU: True, LONDON: False}
+    assert render("chat_clock", "en", zone="Asia/Baku", kind="zone_set", zone_name="x", now=T0) == texts[("en", "Asia/Baku")]

@@ -1,12 +1,11 @@
 """What admins and watchers are shown about a crowd signal: the crowd's numbers beside the
-detector's evidence for the same pair, rendered once per language its readers read."""
+detector's evidence for the same pair, rendered once per language and time zone its readers read."""
 
 from __future__ import annotations
 
 from bot import catalog, notifier
 from bot.clock import utc
 from bot.crowd import Rules
-from bot.render import render
 from bot.status import load_statuses
 from storage import reports
 
@@ -30,7 +29,8 @@ def pending_views(db, rules: Rules) -> tuple[list[dict], int]:
     return views, reports.count_signals(db, status=reports.PENDING)
 
 
-def texts_for(db, chat_ids, template: str, **values) -> dict[str, str]:
-    """The template rendered once in each language the chats read."""
-    languages = set(notifier.languages_of(db, list(chat_ids)).values())
-    return {lang: render(template, lang, **values) for lang in languages}
+def texts_for(db, chat_ids, template: str, **values) -> dict[tuple[str, str | None], str]:
+    """The template rendered once in each (language, time zone) the chats read: times on their clocks."""
+    return notifier.texts_by_clock(db, chat_ids, template, **values)
+
+
