@@ -28,6 +28,7 @@ from bot.sources.ooni import OoniSource  # noqa: E402
 from tests.fakes.ooni import FakeOoni, _templates, load_fastpath_background, redate, web_analysis  # noqa: E402
 
 NOW = datetime(2024, 1, 10, 12, tzinfo=timezone.utc)
+OONI_PLATFORMS = {name: p for name, p in catalog.PLATFORMS.items() if p.source == "ooni"}  # `internet` is IODA's
 
 
 def build_rows(countries: list[str], networks: int, blocked: int, rng: random.Random) -> list[dict]:
@@ -42,7 +43,7 @@ def build_rows(countries: list[str], networks: int, blocked: int, rng: random.Ra
     rows = []
     for i, cc in enumerate(countries):
         asns = [64512 + 100 * i + n for n in range(networks)]
-        for name, platform in catalog.PLATFORMS.items():
+        for name, platform in OONI_PLATFORMS.items():
             domains = catalog.platform_domains(name, cc)
             for n, asn in enumerate(asns):
                 block = name == "tiktok" and i < blocked and n < 3
@@ -72,10 +73,10 @@ async def main() -> None:
     countries = [c.code for c in catalog.all_countries()][: args.countries]
     t0 = time.perf_counter()
     rows = build_rows(countries, args.networks, args.blocked, rng)
-    print(f"rows: {len(rows)} ({args.countries} countries x {len(catalog.PLATFORMS)} platforms x "
+    print(f"rows: {len(rows)} ({args.countries} countries x {len(OONI_PLATFORMS)} platforms x "
           f"{args.networks} networks), built in {time.perf_counter() - t0:.1f} s")
 
-    platforms = list(catalog.PLATFORMS)
+    platforms = list(OONI_PLATFORMS)
     async with FakeOoni(rows) as fake, OoniSource(fake.url) as source:
         for n, offset in enumerate((0, 15, 30, 45, 60, 75, 90), start=1):
             label = f"cycle {n} (+{offset} min)" if offset else "cycle 1 (cold)"
