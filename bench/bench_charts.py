@@ -111,6 +111,7 @@ async def alert_to_watchers(watchers: int, with_chart: bool) -> dict:
             queued = await store.run(notifier.queue_event, event)
             while (await store.run(outbox.counts))["backlog"]:
                 await sender.drain_once()
+            await sender.charts_sent()
             elapsed = time.perf_counter() - t
             photos = len(fake.calls("sendPhoto"))
             texts = len(fake.calls("sendMessage"))

@@ -260,6 +260,11 @@ class Sender:
                     delivery.id, delivery.chat_id, reason)
         await self.store.run(outbox.retry_unknown, delivery.id, self._clock() + 1.0, reason)
 
+    async def charts_sent(self) -> None:
+        """Wait until the charts started after alerts have gone (or failed): benchmarks and tests."""
+        while self._charts_in_flight:
+            await asyncio.gather(*set(self._charts_in_flight), return_exceptions=True)
+
     async def _send_chart(self, delivery: outbox.Delivery, silent: bool) -> None:
         """A blocked alert's chart, sent after it by the same bot as a reply would be (flood control spaces
         it in the chat and waits out a 429) — best effort: the alert is recorded sent already, so a chart
