@@ -50,7 +50,7 @@ def test_the_shutdown_gives_one_outage_and_one_restored_with_signals_networks_an
     assert not state.on
 
 
-def test_a_dip_iod_closes_within_the_hour_is_no_outage():
+def test_a_dip_ioda_closes_within_the_hour_is_no_outage():
     state, events = poll(timedelta(minutes=5), at("2026-01-10T02:00:00"), at("2026-01-10T06:00:00"))
     assert events == [] and not state.on
     assert state.signals["country/UG/ping-slash24"].level == "normal"
