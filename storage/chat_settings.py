@@ -78,6 +78,14 @@ def forget(db: sqlite_utils.Database, chat_id: int) -> None:
     db.execute("delete from chat_settings where chat_id = ?", [chat_id])
 
 
+def move_chat(db: sqlite_utils.Database, old_id: int, new_id: int) -> None:
+    """A group became a supergroup: its clock, quiet hours, digest and mutes follow it (caller's transaction)."""
+    db.execute("update or ignore chat_settings set chat_id = ? where chat_id = ?", [new_id, old_id])
+    db.execute("update or ignore mutes set chat_id = ? where chat_id = ?", [new_id, old_id])
+    db.execute("delete from chat_settings where chat_id = ?", [old_id])  # the new id had its own already
+    db.execute("delete from mutes where chat_id = ?", [old_id])
+
+
 # --- mutes: alerts of a chat's watches held back until a time, then summed up in one message --------------
 
 

@@ -258,11 +258,12 @@ def drop_chat(db: sqlite_utils.Database, chat_id: int, error: str) -> int:
 
 
 def move_chat(db: sqlite_utils.Database, old_id: int, new_id: int) -> int:
-    """A group became a supergroup: its watches and its waiting deliveries follow it to the new id, due now."""
-    from storage import subscriptions
+    """A group became a supergroup: its watches, settings and waiting deliveries follow it to the new id, due now."""
+    from storage import chat_settings, subscriptions
 
     with transaction(db):
         subscriptions.move_chat(db, old_id, new_id)
+        chat_settings.move_chat(db, old_id, new_id)
         cursor = db.execute(
             "update or ignore deliveries set chat_id = ?, status = 'pending', not_before = 0 "
             "where chat_id = ? and status in ('pending', 'sending')",

@@ -9,7 +9,7 @@ import pytest
 
 from bot import notifier
 from bot.detector import Event
-from storage import outbox, subscriptions
+from storage import chat_settings, outbox, subscriptions
 from storage.db import connect
 from storage.events import recent_events
 
@@ -143,13 +143,19 @@ def test_a_gone_chat_is_paused_and_its_waiting_deliveries_dropped(db):
 def test_a_migrated_group_takes_its_watches_and_deliveries_to_the_new_id(db):
     subscriptions.ensure_chat(db, -5, "group", "ru")
     subscriptions.add_watches(db, -5, "AZ", ["tiktok"])
+    chat_settings.set_zone(db, -5, "Asia/Baku")
     notifier.queue_event(db, blocked())
     [head] = outbox.due(db, now=0, limit=10)
     outbox.mark_sending(db, [head.id])
+    chat_settings.add_mute(db, -5, "AZ", "", since=0, until=-1)  # already over: it holds nothing back here
     assert outbox.move_chat(db, -5, -1005) == 1
     [moved] = outbox.due(db, now=0, limit=10)
     assert moved.chat_id == -1005 and "признаки" in moved.text
     assert subscriptions.chat_watches(db, -1005) == [("AZ", "tiktok")]
+    # its clock and its mute went with it; nothing is left under the old id
+    assert chat_settings.get(db, -1005).zone == "Asia/Baku" and chat_settings.get(db, -5).zone is None
+    assert [(m.chat_id, m.country) for m in chat_settings.mutes_of(db, -1005)] == [(-1005, "AZ")]
+    assert chat_settings.mutes_of(db, -5) == []
 
 
 def test_forget_and_prune(db):
