@@ -15,6 +15,9 @@ must never change, or an existing database would run a migration twice.
 
 from __future__ import annotations
 
+import json
+import re
+
 import sqlite_utils
 
 # -- chats and watches ---------------------------------------------------------------------------
@@ -353,8 +356,35 @@ def fresh_and_held_reporters(db: sqlite_utils.Database) -> None:
         db.execute(f"alter table signals add column {column} integer not null default 0")
 
 
+evidence = sqlite_utils.Migrations("evidence")
+# an OONI measurement_uid as OONI writes it: 20220914061234.123456_AZ_webconnectivity_1a2b3c4d5e6f7a8b
+MEASUREMENT_UID = re.compile(r"\d{14}\.\d{6}_[A-Z]{2}_[a-z0-9_]+")
+
+
+@evidence()
+def evidence_as_links(db: sqlite_utils.Database) -> None:
+    """States stored before the OONI source handed links held bare measurement ids: make them the links it hands now."""
+    from bot.sources.ooni.explorer import measurement_link  # the one place that knows Explorer's address
+
+    def linked(value):
+        if isinstance(value, str):
+            return measurement_link(value) if MEASUREMENT_UID.fullmatch(value) else value
+        if isinstance(value, list):
+            return [linked(item) for item in value]
+        if isinstance(value, dict):
+            return {key: linked(item) for key, item in value.items()}
+        return value
+
+    for country, platform, data in db.execute("select country, platform, data from states").fetchall():
+        old = json.loads(data)
+        new = linked(old)
+        if new != old:
+            db.execute("update states set data = ? where country = ? and platform = ?",
+                       [json.dumps(new, separators=(",", ":")), country, platform])
+
+
 # The order they apply in: a new table family adds its set at the end.
-MIGRATIONS = (subscriptions, states, events, outbox, reports, findings, chat_settings, times, outages, sending, bursts)
+MIGRATIONS = (subscriptions, states, events, outbox, reports, findings, chat_settings, times, outages, sending, bursts, evidence)
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import sqlite_utils
 
 from bot.clock import unix
+from bot.detector import BlockState
 from storage import schema
 from storage.db import connect
+from storage.states import load_state
 from tests.conftest import ADMIN
 from tests.harness import running_bot
 
@@ -81,3 +84,22 @@ async def test_the_bot_restarted_on_an_old_database_keeps_working(telegram, tmp_
         assert "WhatsApp" in added.text
         rows = bot.store.run_sync(lambda db: [row[0] for row in db.execute("select typeof(created_at) from watches")])
         assert rows == ["integer", "integer"]
+
+
+def test_a_state_stored_with_bare_measurement_ids_gets_the_explorer_links_the_source_hands_now(tmp_path):
+    """Before the OONI source handed links, states kept OONI's bare measurement_uids as evidence."""
+    uid = "20220914061234.123456_AZ_webconnectivity_1a2b3c4d5e6f7a8b"
+    stored = json.loads((Path(__file__).parent / "fixtures" / "detector" / "state_v2_mid_block.json").read_text())
+    text = json.dumps(stored).replace('"2022091402_29049_0"', json.dumps(uid))
+    assert uid in text
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    for migrations in schema.MIGRATIONS[: schema.MIGRATIONS.index(schema.evidence)]:
+        migrations.apply(db)
+    db.execute("insert into states (country, platform, data, updated_at) values ('AZ', 'tiktok', ?, 0)", [text])
+    db.close()
+    db = connect(tmp_path / "old.db")
+    state = load_state(db, "AZ", "tiktok")
+    assert f"https://explorer.ooni.org/m/{uid}" in state.evidence
+    assert uid not in state.evidence  # no bare id left for an alert to show
+    assert state.blocked_asns == BlockState.from_dict(stored).blocked_asns  # nothing else changed
+    db.close()
