@@ -43,15 +43,19 @@ from storage.db import Store
 
 log = logging.getLogger(__name__)
 
-def build_services(settings: Settings, store: Store, *, sending: bool = True, polling: bool = True) -> Services:
+def build_services(
+    settings: Settings, store: Store, *, sending: bool = True, polling: bool = True, on_demand: bool | None = None
+) -> Services:
     """The parts of a bot over `store`: the sender (`sending`), the poller (`polling`) and the crowd
-    reports' upkeep, whose loops start with the Application (`_post_init`)."""
+    reports' upkeep, whose loops start with the Application (`_post_init`). `on_demand` (default: as
+    `polling`) gives /status the poller's sources without its loop, as the console wants."""
     # a lost secret with reports still stored stops here (MissingSecret): never a silent new key
     pseudonyms = Pseudonyms.for_database(settings.database_path, store.run_sync(reports.stored_reports))
     services = Services(settings, store, pseudonyms)
-    if polling:
+    if polling or on_demand:
         services.poller = Poller(services)
-        services.background.append(services.poller.run)
+        if polling:
+            services.background.append(services.poller.run)
         services.status_lookup = StatusLookup(
             store, services.poller.source, services.poller.outages, settings.poll_interval, lambda: services.clock(),
         )

@@ -83,13 +83,15 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
         store = open_store(settings)
         extra_admin = {args.user_id} if args.admin else set()
         console_settings = Settings(**{**settings.__dict__, "admin_ids": settings.admin_ids | extra_admin})
-        # replies only: no poller, and nothing drains the outbox (there is no Telegram to send alerts to)
-        services = build_services(console_settings, store, sending=False, polling=False)
+        # replies only: no poll loop, and nothing drains the outbox (there is no Telegram to send alerts to);
+        # /status still fetches what it needs from OONI and IODA on demand
+        services = build_services(console_settings, store, sending=False, polling=False, on_demand=True)
         try:
             async with Console(services, user_id=args.user_id, language=args.language) as console:
                 await console.interact()
                 return console.request.closed
         finally:
+            await services.poller.close()
             await store.close()
 
     if asyncio.run(main()):

@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from telegram import Update
@@ -35,6 +38,7 @@ class ConsoleRequest(BaseRequest):
         self.message_ids = itertools.count(1000)
         self.buttons: dict[str, tuple[int, str]] = {}  # "1" → (message_id, callback_data)
         self.button_numbers = itertools.count(1)
+        self.photo_numbers = itertools.count(1)
         self.closed = False  # the reader went away (`blockwatch console | head`): stop quietly
 
     def print(self, *lines: str) -> None:
@@ -65,6 +69,17 @@ class ConsoleRequest(BaseRequest):
             "text": to_terminal(str(params.get("text", ""))),
         }
 
+    def _photo(self, request_data: RequestData | None) -> dict:
+        """A chart the bot sends: written to a file the user can open (a terminal shows no pictures)."""
+        files = (request_data.multipart_data or {}) if request_data else {}
+        number = next(self.photo_numbers)
+        for _name, (_filename, content, *_rest) in files.items():
+            path = Path(tempfile.gettempdir()) / f"blockwatch-chart-{os.getpid()}-{number}.png"
+            path.write_bytes(content)
+            self.print(f"bot> [picture: {path}]")
+            break
+        return {"file_id": f"console-photo-{number}", "file_unique_id": f"console-{number}", "width": 1200, "height": 900}
+
     def _show(self, text: str, markup: Any, message_id: int, edited: bool = False) -> None:
         prefix = "bot (edited)> " if edited else "bot> "
         lines = to_terminal(text).splitlines() or [""]
@@ -92,6 +107,10 @@ class ConsoleRequest(BaseRequest):
         elif api_method == "editMessageText":
             result = self._message(params, int(params.get("message_id", 0)) or None)
             self._show(str(params.get("text", "")), params.get("reply_markup"), result["message_id"], edited=True)
+        elif api_method == "sendPhoto":
+            result = {**self._message(params), "photo": [self._photo(request_data)]}
+            result.pop("text")
+            self._show(str(params.get("caption", "")), params.get("reply_markup"), result["message_id"])
         elif api_method == "answerCallbackQuery" and params.get("text"):
             self.print(f"bot (notice)> {params['text']}")
         elif api_method == "getChatMember":
