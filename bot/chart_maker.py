@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 KIND = "chart"
 KEEP = 64  # charts (and file_ids) kept in memory: a pair's chart changes every hour anyway
+# new charts an hour at most: each costs a 14-day history from OONI outside the poller's budget, and
+# /status CC platform for any country must not spend OONI's hourly quota (~4000 units) on pictures
+CHARTS_PER_HOUR = 20
 
 Fetch = Callable[[str, str, date, date], Awaitable[list[Observation]]]
 
@@ -64,9 +67,11 @@ def charted(platform: str) -> bool:
 
 
 class ChartMaker:
-    def __init__(self, store, fetch: Fetch):
+    def __init__(self, store, fetch: Fetch, *, per_hour: int = CHARTS_PER_HOUR):
         self.store = store
         self.fetch = fetch
+        self.per_hour = per_hour
+        self._hour: tuple[datetime | None, int] = (None, 0)  # (the keys' hour, charts begun for it)
         self.renders = 0  # charts rendered since start (the bench and tests count them)
         self.uploads = 0
         self._pngs: OrderedDict[str, asyncio.Future] = OrderedDict()
@@ -111,6 +116,10 @@ class ChartMaker:
         if parsed is None:
             raise ValueError(f"not a chart key: {key!r}")
         country, platform, hour = parsed
+        counted, begun = self._hour if self._hour[0] == hour else (hour, 0)
+        if begun >= self.per_hour:
+            raise ChartUnavailable(f"{self.per_hour} charts made this hour already; {country} {platform} goes without")
+        self._hour = (counted, begun + 1)
         last_day = hour.date()
         try:
             observations = await self.fetch(country, platform, last_day - timedelta(days=charts.DAYS - 1), last_day + timedelta(days=1))

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from bot import charts
-from bot.chart_maker import ChartMaker, key_of, read_key
+from bot.chart_maker import ChartMaker, ChartUnavailable, key_of, read_key
 from bot.observations import Observation
 from tests.fakes.ooni import FakeOoni, az_tiktok_episode
 from tests.fakes.telegram import UploadedFile
@@ -80,6 +80,32 @@ async def test_chart_maker_renders_once_per_key_however_many_ask(tmp_path):
         pngs = await asyncio.gather(*(maker.png(key) for _ in range(20)))
         assert maker.renders == 1 and len(calls) == 1 and len(set(pngs)) == 1
         assert calls[0][2:] == (date(2022, 9, 3), date(2022, 9, 17))  # 14 days up to the hour's day, `until` exclusive
+    finally:
+        await store.close()
+
+
+async def test_charts_past_the_hourly_budget_are_left_out_without_asking_ooni(tmp_path):
+    """/status CC platform for any country cannot turn into unbounded OONI history requests."""
+    from storage.db import Store
+
+    calls = []
+
+    async def fetch(country, platform, since, until):
+        calls.append(country)
+        return observations()
+
+    store = await Store.open(tmp_path / "bw.db")
+    try:
+        maker = ChartMaker(store, fetch, per_hour=2)
+        hour = datetime(2022, 9, 16, 12, tzinfo=UTC)
+        await maker.png(key_of("AZ", "tiktok", hour))
+        await maker.png(key_of("AM", "tiktok", hour))
+        await maker.png(key_of("AZ", "tiktok", hour))  # one already made: free
+        with pytest.raises(ChartUnavailable):
+            await maker.png(key_of("UG", "tiktok", hour))
+        assert calls == ["AZ", "AM"]
+        await maker.png(key_of("UG", "tiktok", hour + timedelta(hours=1)))  # a new hour, a new budget
+        assert calls == ["AZ", "AM", "UG"]
     finally:
         await store.close()
 
