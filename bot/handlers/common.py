@@ -8,6 +8,7 @@ from bot.clock import unix
 
 from telegram import Chat, Update
 from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -70,6 +71,15 @@ async def send_html(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str,
     return await context.bot.send_message(
         chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True, reply_markup=reply_markup,
     )
+
+
+async def edit_form(query, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """A button form moves on: its message becomes `text` (and `markup`) in place."""
+    try:
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True)
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():  # the same button pressed twice: nothing to change
+            raise
 
 
 async def reply_error(update: Update, context: ContextTypes.DEFAULT_TYPE, error: BadInput, command: str) -> None:

@@ -13,13 +13,12 @@ from dataclasses import replace
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot import catalog, signals
 from bot.crowd import Rules
 from bot.clock import unix
-from bot.handlers.common import language_of, reply, reply_error, services
+from bot.handlers.common import edit_form, language_of, reply, reply_error, services
 from bot.parsing import BadInput, check_length
 from bot.render import country_title, render
 from bot.report_form import CANCEL, FORM_TTL, ReportDraft, encode, form_countries, next_step, parse_report, read_button, signer
@@ -138,14 +137,6 @@ async def _send_form(update, context, draft: ReportDraft, lang: str, chat_countr
     )
 
 
-async def _edit(query, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    try:
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True)
-    except BadRequest as error:
-        if "not modified" not in str(error).lower():  # the same form pressed twice: nothing to change
-            raise
-
-
 async def report_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A press on the form: the next step, the stored report, or a refusal that changes nothing."""
     query = update.callback_query
@@ -160,14 +151,14 @@ async def report_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     # the message changes first and the press is answered last, so "answered" means "done"
     if meaning in ("expired", "cancel"):
-        await _edit(query, render("report_form", lang, step=meaning, minutes=FORM_TTL // 60, **_view(ReportDraft())))
+        await edit_form(query, render("report_form", lang, step=meaning, minutes=FORM_TTL // 60, **_view(ReportDraft())))
         await query.answer(_label(lang, meaning))
         return
     draft: ReportDraft = value
     step = next_step(draft)
     if step is not None:
         chat_countries = await _chat_countries(update, context) if step == "country" else []
-        await _edit(
+        await edit_form(
             query,
             render("report_form", lang, step=step, minutes=FORM_TTL // 60, **_view(draft)),
             _keyboard(step, draft, lang, _signer(context, chat_id, user_id), chat_countries),
@@ -175,5 +166,5 @@ async def report_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await query.answer()
         return
     outcome = await _submit(update, context, draft)
-    await _edit(query, render("report_done", lang, **_done_values(draft, outcome, signals.rules_of(services(context)))))
+    await edit_form(query, render("report_done", lang, **_done_values(draft, outcome, signals.rules_of(services(context)))))
     await query.answer(_label(lang, outcome.verdict))

@@ -7,13 +7,12 @@ from datetime import timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot import buttons, catalog, chart_maker, recap, watch_form
 from bot.clock import unix
 from bot.handlers.common import (
-    answer_confirmation, ask_to_confirm, chat_identity, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
+    answer_confirmation, ask_to_confirm, chat_identity, edit_form, language_of, may_change_chat, read_confirmation, refuse_unless_admin,
     reply, reply_error, send_html, services, zone_of,
 )
 from bot.parsing import BadInput, WatchRequest, check_length, parse_status, parse_watch, split_args
@@ -127,14 +126,6 @@ async def _send_form(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     )
 
 
-async def _edit(query, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    try:
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True)
-    except BadRequest as error:
-        if "not modified" not in str(error).lower():  # the same button pressed twice: nothing to change
-            raise
-
-
 async def watch_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A press on the /watch form: the next step, the added watches, or a refusal that changes nothing."""
     query = update.callback_query
@@ -150,13 +141,13 @@ async def watch_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     if meaning == "expired" or payload == watch_form.CANCEL:
         kind = "expired" if meaning == "expired" else "cancelled"
-        await _edit(query, render("watch_form", lang, kind=kind, minutes=watch_form.FORM_TTL // 60))
+        await edit_form(query, render("watch_form", lang, kind=kind, minutes=watch_form.FORM_TTL // 60))
         await query.answer(_label(lang, kind))
         return
     action, country, chosen = step
     if action == "platforms" or not chosen:
         text = render("watch_form", lang, kind="platforms", country=country, minutes=watch_form.FORM_TTL // 60)
-        await _edit(query, text, _platform_keyboard(country, chosen, lang, _signer(context, chat_id, user_id)))
+        await edit_form(query, text, _platform_keyboard(country, chosen, lang, _signer(context, chat_id, user_id)))
         await query.answer(_label(lang, "choose_one") if action == "done" else None)
         return
     if not await may_change_chat(update, context):
@@ -165,7 +156,7 @@ async def watch_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     everything = set(chosen) == set(catalog.PLATFORMS)
     request = WatchRequest(country, tuple(catalog.PLATFORMS) if everything else chosen, all_platforms=everything)
     text, _ = await _add(update, context, request)
-    await _edit(query, text)
+    await edit_form(query, text)
     await query.answer()
 
 
@@ -217,7 +208,7 @@ async def unwatch_all_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     removed = await services(context).store.run(subscriptions.remove_watches, update.effective_chat.id)
     text = render("unwatched", lang, zone=await zone_of(update, context),
                   removed=[(catalog.find_country(cc), catalog.PLATFORMS[p]) for cc, p in removed], everything=True, country=None)
-    await _edit(update.callback_query, text)
+    await edit_form(update.callback_query, text)
     await update.callback_query.answer()
 
 
