@@ -21,7 +21,7 @@ from storage.states import load_state
 class PlatformStatus:
     country: catalog.Country
     platform: catalog.Platform
-    state: str  # "blocked" | "ok" | "unknown" (no data yet) | "outage" (internet) | "no_measurements" (OONI during an outage)
+    state: str  # "blocked" | "ok" | "unknown" (not asked yet) | "no_data" (asked: no recent measurements) | "outage" (internet) | "no_measurements" (OONI during an outage)
     networks: tuple[tuple[int, str | None], ...] = ()  # blocked ASNs with their names
     since: datetime | None = None
     method: str | None = None
@@ -45,8 +45,10 @@ def platform_status(country_code: str, platform_name: str, state, outage: Outage
         return _internet_status(country, platform, outage)
     if outage is not None and outage.on and not _measured_since(state, outage.since):
         return PlatformStatus(country, platform, "no_measurements", since=outage.since)
-    if state is None or getattr(state, "last_data", None) is None:
+    if state is None:
         return PlatformStatus(country, platform, "unknown")
+    if getattr(state, "last_data", None) is None:  # the source was asked and had nothing for this pair
+        return PlatformStatus(country, platform, "no_data")
     asns = tuple(state.blocked_asns)
     if not asns:
         return PlatformStatus(country, platform, "ok", checked=state.last_data)

@@ -48,9 +48,11 @@ async def test_status_in_the_console_fetches_a_country_nobody_watches_on_demand(
     rows = [r for r in episode_now(now) if r["measurement_start_time"] < now.strftime("%Y-%m-%d %H")]
     async with FakeOoni(rows) as ooni, FakeIoda({}) as ioda:
         out = await asyncio.to_thread(
-            run_console, tmp_path, "/status AZ tiktok\n", env={"OONI_API_URL": ooni.url, "IODA_API_URL": ioda.url}
+            run_console, tmp_path, "/status AZ tiktok\n/status UG tiktok\n",
+            env={"OONI_API_URL": ooni.url, "IODA_API_URL": ioda.url},
         )
     assert "TikTok: signs of blocking on AS29049" in out, out
+    assert "TikTok: no recent measurements on OONI" in out  # UG: asked, and OONI had nothing
     assert "not known yet" not in out
     assert ooni.requests, "the console asked the fake OONI nothing"
     [picture] = re.findall(r"\[picture: (\S+)\]", out)  # the chart, written where the user can open it

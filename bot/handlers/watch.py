@@ -243,7 +243,8 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         recent = [f for f in recent if f["platform"] in (None, *request.platforms)]
     await reply(update, context, "status", country=request.country, statuses=statuses, findings=recent)
     charts = services(context).charts
-    if platform is not None and charts is not None and chart_maker.charted(platform):
+    # no chart where OONI was just asked and had nothing to draw (it would cost a 14-day history for an empty picture)
+    if platform is not None and charts is not None and chart_maker.charted(platform) and statuses[0].state != "no_data":
         key = chart_maker.key_of(request.country.code, platform, services(context).clock())
         caption = render("chart_caption", await language_of(update, context), country=request.country, platform=catalog.PLATFORMS[platform])
         try:
