@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import catalog
+from bot.detection.event import pattern_from_dict
+from bot.detection.pattern import Pattern
 
 STARTS = ("blocked", "outage")  # IODA's outage/restored read like OONI's blocked/unblocked
 ENDS = ("unblocked", "restored")
@@ -29,6 +31,7 @@ class Block:
     networks: tuple[tuple[int, str | None], ...]  # every network blocked at some point, with its name
     method: str | None
     intermittent: bool
+    pattern: Pattern | None = None  # its rhythm, as the newest of its events that saw one named it
 
 
 def blocks(events: list[dict], now: datetime) -> list[Block]:
@@ -43,6 +46,7 @@ def blocks(events: list[dict], now: datetime) -> list[Block]:
             catalog.find_country(key[0]) or catalog.Country(key[0], key[0]), catalog.PLATFORMS[key[1]], start, end,
             duration if duration is not None else (end or now) - start,
             tuple((asn, catalog.network_name(asn)) for asn in sorted(b["asns"])), b["method"], b["intermittent"],
+            b["pattern"],
         ))
 
     for event in sorted(events, key=lambda e: (e["time"], e.get("id", 0))):
@@ -54,12 +58,14 @@ def blocks(events: list[dict], now: datetime) -> list[Block]:
             if key in open_:
                 close(key, _time(event["time"]))
             open_[key] = {"start": _time(event.get("since")) or _time(event["time"]), "asns": set(event.get("asns", ())),
-                          "method": event.get("method"), "intermittent": bool(event.get("intermittent"))}
+                          "method": event.get("method"), "intermittent": bool(event.get("intermittent")),
+                          "pattern": pattern_from_dict(event.get("pattern"))}
         elif key in open_:
             b = open_[key]
             b["asns"].update(event.get("asns", ()))
             b["method"] = event.get("method") or b["method"]
             b["intermittent"] = b["intermittent"] or bool(event.get("intermittent"))
+            b["pattern"] = pattern_from_dict(event.get("pattern")) or b["pattern"]
             if kind in ENDS:
                 seconds = event.get("duration_seconds")
                 close(key, _time(event.get("ended")) or _time(event["time"]),

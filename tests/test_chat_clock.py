@@ -3,7 +3,6 @@ alerts rendered once per (language, time zone), and the pure parsing and window 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, time, timedelta, timezone
 
 import pytest
@@ -11,8 +10,8 @@ import pytest
 from bot import notifier
 from bot.chat_clock import BadClock, Window, digest_due, is_quiet, offset_label, parse_window, parse_zone, zone
 from bot.detector import Event
-from storage import chat_settings, outbox
-from tests.harness import running_bot
+from storage import chat_settings
+from tests.harness import running_bot, settled
 
 UTC = timezone.utc
 T0 = datetime(2022, 9, 14, 6, tzinfo=UTC)
@@ -76,13 +75,6 @@ def blocked_event(**extra) -> Event:
                  anomalies=31, measurements=38, evidence=("20220914T061502Z_webconnectivity_AZ_29049_n1_aaa",), **extra)
 
 
-async def drained(bot, timeout=15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (await bot.store.run(outbox.counts))["backlog"]:
-        assert asyncio.get_running_loop().time() < deadline, "the outbox did not drain"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("lang, words", [
     ("en", "Times in this chat are now shown in Asia/Baku"),
     ("az", "Bu söhbətdə vaxt indi Asia/Baku"),
@@ -110,7 +102,7 @@ async def test_an_alert_shows_each_chats_own_clock_rendered_once_per_language_an
         await bot.say("/language ru", chat_id=MOSCOW)
         queued = await bot.store.run(notifier.queue_event, blocked_event())
         await bot.services.wake_sender()
-        await drained(bot)
+        await settled(bot)
         assert queued == 4
         texts = {chat: telegram.sent(chat)[-1].text for chat in (BAKU, LONDON, MOSCOW, 103)}
         assert "September 14, 2022, 10:00 UTC+4" in texts[BAKU] and texts[103] == texts[BAKU]
@@ -134,7 +126,7 @@ async def test_quiet_hours_send_alerts_silently_only_inside_the_window(telegram,
         assert (await bot.store.run(chat_settings.get, LONDON)).quiet == outside  # the bad input changed nothing
         await bot.store.run(notifier.queue_event, blocked_event())
         await bot.services.wake_sender()
-        await drained(bot)
+        await settled(bot)
         silent = telegram.sent(BAKU)[-1]
         loud = telegram.sent(LONDON)[-1]
         assert "signs of blocking" in silent.text and silent.params.get("disable_notification") is True

@@ -3,16 +3,16 @@ fake Bot API, and ChatJobs driven by a test clock (no waiting for wall-clock tim
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from bot import notifier
 from bot.chat_jobs import ChatJobs
+from bot.detection.pattern import Pattern
 from bot.detector import Event
 from storage import chat_settings, events, outbox
-from tests.harness import running_bot
+from tests.harness import running_bot, settled
 
 UTC = timezone.utc
 MUTED, OTHER = 100, 101
@@ -36,13 +36,6 @@ def unblocked(at: datetime, since: datetime, platform: str = "tiktok") -> Event:
                  duration=at - since, ended=at, anomalies=50, measurements=60)
 
 
-async def drained(bot, timeout=15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (await bot.store.run(outbox.counts))["backlog"]:
-        assert asyncio.get_running_loop().time() < deadline, "the outbox did not drain"
-        await asyncio.sleep(0.05)
-
-
 async def kinds_to(bot, chat_id) -> list[str]:
     return [d["kind"] for d in await bot.store.run(outbox.deliveries_of, chat_id)]
 
@@ -62,14 +55,14 @@ async def test_a_muted_watch_gets_no_alert_then_one_summary_when_the_mute_ends(t
         now = datetime.now(UTC)
         await bot.store.run(notifier.queue_event, blocked(now))
         await bot.services.wake_sender()
-        await drained(bot)
+        await settled(bot)
         assert await kinds_to(bot, MUTED) == [] and await kinds_to(bot, OTHER) == ["alert_blocked"]  # it waits
 
         jobs = ChatJobs(bot.services, clock=Clock(now + timedelta(hours=5)))
         assert await jobs.tick() == 0  # still muted
         jobs.clock.now = now + timedelta(hours=6, minutes=1)
         assert await jobs.tick() == 1
-        await drained(bot)
+        await settled(bot)
         message = telegram.sent(MUTED)[-1]
         assert summary in message.text and change in message.text and "TikTok" in message.text
         assert await jobs.tick() == 0 and await ChatJobs(bot.services, clock=jobs.clock).tick() == 0  # once, restart or not
@@ -117,7 +110,7 @@ async def test_the_digest_comes_at_its_local_time_once_even_across_a_restart(tel
         assert await jobs.tick() == 0
         jobs.clock.now = baku_nine
         assert await jobs.tick() == 2
-        await drained(bot)
+        await settled(bot)
         digest = telegram.sent(MUTED)[-1]
         assert "Daily digest" in digest.text and "09:00 UTC+4" in digest.text
         assert "07:00 UTC+4 · <b>TikTok</b> (AZ): signs of blocking on AS29049" in digest.text and "WhatsApp" not in digest.text
@@ -128,11 +121,23 @@ async def test_the_digest_comes_at_its_local_time_once_even_across_a_restart(tel
         # the next morning: the bot was down at 09:00 and is up at 11:00 — the digest is late, not lost
         late = ChatJobs(bot.services, clock=Clock(baku_nine + timedelta(days=1, hours=2)))
         assert await late.tick() == 2
-        await drained(bot)
+        await settled(bot)
         assert "Nothing changed." in telegram.sent(MUTED)[-1].text
         assert [k for k in await kinds_to(bot, MUTED) if k == "digest"] == ["digest", "digest"]
         assert "No more daily digests" in (await bot.say("/digest off", chat_id=MUTED)).text
         assert await ChatJobs(bot.services, clock=Clock(baku_nine + timedelta(days=2, hours=1))).tick() == 1  # OTHER only
+
+
+async def test_history_names_an_intermittent_blocks_rhythm_as_the_alerts_do(bot):
+    now = datetime.now(UTC).replace(microsecond=0)
+    rhythm = Pattern("Asia/Baku", 8, 17, True, True, None, None)
+    daytime = Event("blocked", "AZ", "whatsapp", now - timedelta(days=3), asns=(29049,), method="tls",
+                    since=now - timedelta(days=3, hours=2), anomalies=20, measurements=30, intermittent=True)
+    later = Event("changed", "AZ", "whatsapp", now - timedelta(days=1), asns=(29049,), method="tls",
+                  since=daytime.since, anomalies=60, measurements=90, intermittent=True, pattern=rhythm)
+    await bot.store.run(events.record_events, [daytime, later])
+    text = (await bot.say("/history AZ whatsapp")).text
+    assert "Intermittent: daytime only (about 08:00–17:00 local time), off on weekends." in text, text
 
 
 @pytest.mark.parametrize("lang, ongoing, continuous", [("en", "ongoing", "continuous"), ("ru", "продолжается", "непрерывно")])
