@@ -225,14 +225,27 @@ def _net_changes(pending: list[Change]) -> tuple[Change, ...]:
 
 
 def _changed(state: BlockState, after: tuple[int, ...], changes: tuple[Change, ...], now: datetime) -> Event:
+    return _as_it_stands(
+        state, "changed", now, after,
+        added=tuple(c.asn for c in changes if c.kind == ADDED),
+        cleared=tuple(c.asn for c in changes if c.kind == CLEARED),
+        changes=changes,
+    )
+
+
+def _as_it_stands(
+    state: BlockState, kind: str, now: datetime, asns: tuple[int, ...], *,
+    added: tuple[int, ...], cleared: tuple[int, ...], changes: tuple[Change, ...] = (),
+) -> Event:
+    """A `blocked` or `changed` event: the block's facts as the state holds them now."""
     return Event(
-        kind="changed",
+        kind=kind,
         country=state.country,
         platform=state.platform,
         time=now,
-        asns=after,
-        added=tuple(c.asn for c in changes if c.kind == ADDED),
-        cleared=tuple(c.asn for c in changes if c.kind == CLEARED),
+        asns=asns,
+        added=added,
+        cleared=cleared,
         method=state.method,
         since=state.blocked_since,
         anomalies=state.anomalies,
@@ -280,20 +293,4 @@ def _event(
             duration=max(timedelta(0), last - since),
             ended=last,
         )
-    return Event(
-        kind="blocked" if not before else "changed",
-        country=state.country,
-        platform=state.platform,
-        time=now,
-        asns=after,
-        added=added,
-        cleared=cleared,
-        method=state.method,
-        since=state.blocked_since,
-        anomalies=state.anomalies,
-        measurements=state.measurements,
-        confirmed=state.confirmed,
-        intermittent=state.intermittent,
-        evidence=state.evidence,
-        pattern=state.pattern,
-    )
+    return _as_it_stands(state, "blocked" if not before else "changed", now, after, added=added, cleared=cleared)
